@@ -1,0 +1,32 @@
+# gengap: `make demo` runs the main job, `make test` runs the test suite.
+# Both create .venv on first use; later runs reuse it.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean-venv
+
+$(STAMP): pyproject.toml requirements/lock.txt requirements/torch.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: anything wider can pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet -r requirements/torch.txt
+	$(PY) -m pip install --quiet -c requirements/torch.txt -c requirements/lock.txt -e ".[all,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gengap quickstart
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy -p gengap.envs -p gengap.agents -p gengap.offline -p gengap.eval -p gengap.scripts
+
+test: $(STAMP) lint
+	$(PY) -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(VENV)/bin/gengap bench envs
+
+clean-venv:
+	rm -rf $(VENV)

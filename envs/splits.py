@@ -1,0 +1,335 @@
+"""Splits: which variations are for training and which are held out.
+
+A :class:`Split` is an immutable, serializable value. This module holds the
+level axis (level seeds); the task-combination and physics-context axes are
+added to the same type by later modules. Every split checks at construction
+that its parts are disjoint and names the values that overlap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Procgen and MiniGrid both take 31-bit level seeds.
+MAX_LEVEL_SEED = 2**31 - 1
+PARTS = ("train", "validation", "test")
+
+
+def _check_int(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class LevelSet:
+    """A set of level seeds: a half-open range ``[start, stop)`` or explicit seeds.
+
+    Args:
+        start: First level seed of the range.
+        stop: One past the last seed; ``None`` means unbounded (up to 2**31 - 1).
+        seeds: Explicit seeds instead of a range (``start``/``stop`` are then ignored).
+        exclude: Seeds removed from the set (e.g. held-out levels found to duplicate
+            a training level by the leakage check).
+    """
+
+    start: int = 0
+    stop: int | None = None
+    seeds: tuple[int, ...] | None = None
+    exclude: frozenset[int] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if self.seeds is not None:
+            seeds = tuple(_check_int("seeds[]", s) for s in self.seeds)
+            if len(set(seeds)) != len(seeds):
+                raise ValueError("seeds must not repeat a level seed")
+            if not seeds:
+                raise ValueError("seeds must hold at least one level seed, got an empty list")
+            object.__setattr__(self, "seeds", seeds)
+        else:
+            _check_int("start", self.start)
+            if self.stop is not None:
+                _check_int("stop", self.stop)
+                if self.stop <= self.start:
+                    raise ValueError(
+                        f"stop must be greater than start, got start={self.start}, stop={self.stop}"
+                    )
+            if self.upper > MAX_LEVEL_SEED:
+                raise ValueError(f"stop must be <= {MAX_LEVEL_SEED}, got {self.stop}")
+        object.__setattr__(self, "exclude", frozenset(_check_int("exclude[]", s) for s in self.exclude))
+        if len(self) == 0:
+            raise ValueError("the level set is empty after exclusions")
+
+    # -- constructors -----------------------------------------------------------------
+    @classmethod
+    def range(cls, start: int, count: int | None) -> LevelSet:
+        """``count`` levels from ``start`` on; ``count=None`` means unbounded."""
+        _check_int("start", start)
+        if count is None:
+            return cls(start=start, stop=None)
+        _check_int("count", count, minimum=1)
+        return cls(start=start, stop=start + count)
+
+    @classmethod
+    def of(cls, seeds: Iterator[int] | list[int] | tuple[int, ...]) -> LevelSet:
+        return cls(seeds=tuple(seeds))
+
+    # -- queries ----------------------------------------------------------------------
+    @property
+    def upper(self) -> int:
+        """One past the largest seed that can be in the set."""
+        if self.seeds is not None:
+            return max(self.seeds) + 1
+        return MAX_LEVEL_SEED if self.stop is None else self.stop
+
+    @property
+    def is_contiguous(self) -> bool:
+        """True when the set is a plain range (what Procgen's native level sampler takes)."""
+        return self.seeds is None and not self.exclude
+
+    @property
+    def bounded(self) -> bool:
+        return self.seeds is not None or self.stop is not None
+
+    def __len__(self) -> int:
+        if self.seeds is not None:
+            return len(set(self.seeds) - self.exclude)
+        return self.upper - self.start - sum(1 for s in self.exclude if self.start <= s < self.upper)
+
+    def __contains__(self, seed: object) -> bool:
+        if not isinstance(seed, int | np.integer) or seed in self.exclude:
+            return False
+        if self.seeds is not None:
+            return int(seed) in self.seeds
+        return self.start <= int(seed) < self.upper
+
+    def first(self, count: int) -> list[int]:
+        """The first ``count`` seeds of the set, in order (fewer if the set is smaller)."""
+        _check_int("count", count, minimum=1)
+        if self.seeds is not None:
+            return [s for s in self.seeds if s not in self.exclude][:count]
+        out: list[int] = []
+        seed = self.start
+        while len(out) < count and seed < self.upper:
+            if seed not in self.exclude:
+                out.append(seed)
+            seed += 1
+        return out
+
+    def sample(self, rng: np.random.Generator) -> int:
+        """One seed drawn uniformly from the set with ``rng``."""
+        if self.seeds is not None:
+            pool = [s for s in self.seeds if s not in self.exclude]
+            return int(pool[int(rng.integers(len(pool)))])
+        while True:  # rejection keeps the draw uniform; exclusions are a small fraction
+            seed = int(rng.integers(self.start, self.upper))
+            if seed not in self.exclude:
+                return seed
+
+    def overlap(self, other: LevelSet, limit: int = 10) -> tuple[int, list[int]]:
+        """Number of seeds in both sets and up to ``limit`` examples."""
+        if self.seeds is not None or other.seeds is not None:
+            small, big = (self, other) if self.seeds is not None else (other, self)
+            assert small.seeds is not None
+            common = sorted(s for s in small.seeds if s in small and s in big)
+            return len(common), common[:limit]
+        lo, hi = max(self.start, other.start), min(self.upper, other.upper)
+        if lo >= hi:
+            return 0, []
+        excluded = self.exclude | other.exclude
+        count = hi - lo - sum(1 for s in excluded if lo <= s < hi)
+        examples = [s for s in range(lo, min(hi, lo + limit + len(excluded))) if s not in excluded]
+        return count, examples[:limit]
+
+    def describe(self) -> str:
+        if self.seeds is not None:
+            text = f"{len(self.seeds)} seeds"
+        elif self.stop is None:
+            text = f"{self.start}.. (unbounded)"
+        else:
+            text = f"{self.start}..{self.stop - 1} ({self.stop - self.start} levels)"
+        return text + (f" minus {len(self.exclude)} excluded" if self.exclude else "")
+
+    def without(self, seeds: Iterator[int] | list[int] | set[int]) -> LevelSet:
+        return replace(self, exclude=self.exclude | frozenset(int(s) for s in seeds))
+
+    # -- serialization ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.seeds is not None:
+            data["seeds"] = list(self.seeds)
+        else:
+            data["start"] = self.start
+            if self.stop is not None:
+                data["stop"] = self.stop
+        if self.exclude:
+            data["exclude"] = sorted(self.exclude)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LevelSet:
+        unknown = set(data) - {"start", "stop", "seeds", "exclude"}
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {sorted(unknown)} in a level set; expected start, stop, seeds, exclude"
+            )
+        seeds = data.get("seeds")
+        return cls(
+            start=data.get("start", 0),
+            stop=data.get("stop"),
+            seeds=tuple(seeds) if seeds is not None else None,
+            exclude=frozenset(data.get("exclude", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training and held-out parts along the level axis.
+
+    Args:
+        train: Level seeds the agent trains on.
+        test: Held-out level seeds for zero-shot evaluation.
+        validation: Optional held-out seeds for model selection.
+        name: A label saved with results (e.g. ``"procgen-easy-200"``).
+
+    Raises:
+        ValueError: If two parts share level seeds (the message names them).
+    """
+
+    train: LevelSet
+    test: LevelSet
+    validation: LevelSet | None = None
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        for part in PARTS:
+            value = getattr(self, part)
+            if value is not None and not isinstance(value, LevelSet):
+                raise TypeError(f"Split.{part} must be a LevelSet, got {type(value).__name__}")
+        parts = [(p, self.levels(p)) for p in self.parts]
+        for i, (name_a, set_a) in enumerate(parts):
+            for name_b, set_b in parts[i + 1 :]:
+                count, examples = set_a.overlap(set_b)
+                if count:
+                    raise ValueError(
+                        f"split {self.name!r}: {name_a} and {name_b} levels overlap in {count} "
+                        f"level seed(s), e.g. {examples}; held-out levels must be disjoint "
+                        "from training levels"
+                    )
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(p for p in PARTS if getattr(self, p) is not None)
+
+    def levels(self, part: str) -> LevelSet:
+        """The level set of ``part`` (``train``, ``validation`` or ``test``)."""
+        if part not in PARTS:
+            from gengap.envs.registry import unknown_name_message
+
+            raise ValueError(unknown_name_message("split part", part, PARTS))
+        value = getattr(self, part)
+        if value is None:
+            raise ValueError(f"split {self.name!r} has no {part} part; it has {list(self.parts)}")
+        return value
+
+    def with_excluded(self, part: str, seeds: Iterator[int] | list[int] | set[int]) -> Split:
+        """A copy with ``seeds`` removed from ``part`` (e.g. duplicated held-out levels)."""
+        return replace(self, **{part: self.levels(part).without(seeds)})
+
+    @classmethod
+    def levels_split(
+        cls,
+        num_train_levels: int,
+        *,
+        train_start: int = 0,
+        num_validation_levels: int = 0,
+        test_start: int | None = None,
+        num_test_levels: int | None = None,
+        name: str | None = None,
+    ) -> Split:
+        """The usual protocol: train on ``[train_start, +num_train_levels)``, validate on
+        the next ``num_validation_levels``, test on ``num_test_levels`` (None: unbounded)
+        from ``test_start`` (default: right after validation)."""
+        _check_int("num_train_levels", num_train_levels, minimum=1)
+        _check_int("num_validation_levels", num_validation_levels)
+        train = LevelSet.range(train_start, num_train_levels)
+        validation = (
+            LevelSet.range(train.upper, num_validation_levels) if num_validation_levels else None
+        )
+        start = test_start if test_start is not None else train.upper + num_validation_levels
+        return cls(
+            train=train,
+            validation=validation,
+            test=LevelSet.range(start, num_test_levels),
+            name=name or f"levels-{num_train_levels}",
+        )
+
+    # -- serialization ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        for part in self.parts:
+            data[part] = self.levels(part).to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Split:
+        if isinstance(data, Split):
+            return data
+        if not isinstance(data, Mapping):
+            raise TypeError(f"split must be a Split or a mapping, got {type(data).__name__}")
+        unknown = set(data) - {"name", *PARTS}
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {sorted(unknown)} in a split; expected name, {', '.join(PARTS)}"
+            )
+        for required in ("train", "test"):
+            if required not in data:
+                raise ValueError(f"a split needs a {required!r} part; got keys {sorted(data)}")
+        return cls(
+            train=LevelSet.from_dict(data["train"]),
+            test=LevelSet.from_dict(data["test"]),
+            validation=LevelSet.from_dict(data["validation"]) if data.get("validation") else None,
+            name=str(data.get("name", "custom")),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Split:
+        return cls.from_dict(json.loads(text))
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str) -> Split:
+        import tomllib
+
+        return cls.from_dict(tomllib.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        """Write the split as JSON or TOML (by suffix), atomically."""
+        from gengap.envs.io import atomic_write_text
+
+        path = Path(path)
+        atomic_write_text(path, self.to_toml() if path.suffix == ".toml" else self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        path = Path(path)
+        text = path.read_text()
+        return cls.from_toml(text) if path.suffix == ".toml" else cls.from_json(text)
+
+    def describe(self) -> str:
+        return "; ".join(f"{p}: {self.levels(p).describe()}" for p in self.parts)
