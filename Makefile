@@ -22,8 +22,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy -p gengap.envs -p gengap.agents -p gengap.offline -p gengap.eval -p gengap.scripts
 
+# pytest exits 5 when it ran no test: a suite that runs nothing is broken, so that fails too.
 test: $(STAMP) lint
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi; exit $$status
 
 bench: $(STAMP)
 	$(VENV)/bin/gengap bench envs

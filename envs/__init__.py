@@ -4,6 +4,7 @@ Importing this package registers every gengap environment with Gymnasium under
 the ``gengap/`` namespace.
 """
 
+from gengap.envs import minigrid as _minigrid  # noqa: F401
 from gengap.envs.factory import make, resolve_split
 from gengap.envs.registry import EnvInfo, env_info, register_env, registered_ids, suite
 from gengap.envs.splits import LevelSet, Split

@@ -1,0 +1,456 @@
+"""Experiments: train on a split's training levels, evaluate on held-out levels.
+
+A run lives in one folder (``RUN_DIR``)::
+
+    config.json        the ExperimentConfig (what `gengap train --resume` reuses)
+    split.json         the split, exactly as used
+    run.json           run id, status, package versions, git revision
+    agent_config.json  the resolved agent config (defaults + overrides)
+    checkpoint/        latest training state (safetensors + JSON), written atomically
+    agent/             the final agent
+    tb/                TensorBoard logs
+
+and in the results store (SQLite), which holds the learning curves and every
+evaluation episode.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gengap.agents import OnlineAgent, agent_config_from_dict, default_agent_config
+from gengap.envs import LevelSet, Split, env_info, make, resolve_split
+from gengap.envs.configio import config_from_dict
+from gengap.envs.io import atomic_write_text
+from gengap.eval.evaluate import EpisodeRecord, evaluate
+from gengap.eval.provenance import environment_versions, git_revision
+from gengap.eval.store import ResultsStore
+
+CURVE_PARTS = ("train", "test")
+
+
+@dataclass
+class ExperimentConfig:
+    """One training run: env, split, algorithm, budget and evaluation protocol.
+
+    Args:
+        env_id: Registered gengap env id.
+        algo: Agent algorithm (``ppo``, ``dqn``, ``sac``).
+        total_timesteps: Environment steps to train for.
+        num_envs: Parallel training envs.
+        seed: Seeds the agent, the envs and evaluation.
+        num_train_levels: Shortcut: train on levels ``0..num_train_levels-1``, keep the
+            env's default held-out levels. Ignored when ``split`` is given.
+        split: A full split (``Split.to_dict()`` form).
+        env_kwargs: Family options, e.g. ``{"obs_mode": "image"}``.
+        agent: Overrides of the per-family agent defaults, e.g. ``{"learning_rate": 3e-4}``.
+        eval_every: Steps between evaluations during training (0: ten over the run).
+        eval_episodes: Episodes per part at each evaluation during training.
+        final_eval_episodes: Episodes per part at the end.
+        final_eval_parts: Parts evaluated at the end.
+        deterministic_eval: Greedy actions when True; sampled when False.
+        checkpoint_every: Steps between checkpoints (0: at every evaluation).
+        out_dir: Where run folders go.
+        store: The SQLite results store (default ``<out_dir>/gengap.sqlite``).
+        name: Run folder name (default built from env, algo, levels and seed).
+    """
+
+    env_id: str
+    algo: str = "ppo"
+    total_timesteps: int = 100_000
+    num_envs: int = 8
+    seed: int = 0
+    num_train_levels: int | None = None
+    split: dict[str, Any] | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    agent: dict[str, Any] = field(default_factory=dict)
+    eval_every: int = 0
+    eval_episodes: int = 20
+    final_eval_episodes: int = 200
+    final_eval_parts: tuple[str, ...] = ("train", "test")
+    deterministic_eval: bool = True
+    checkpoint_every: int = 0
+    out_dir: str = "runs"
+    store: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        env_info(self.env_id)  # unknown ids raise with close matches
+        for key in ("total_timesteps", "num_envs", "eval_episodes", "final_eval_episodes"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        for key in ("eval_every", "checkpoint_every", "seed"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+        if self.num_train_levels is not None and (
+            isinstance(self.num_train_levels, bool)
+            or not isinstance(self.num_train_levels, int)
+            or self.num_train_levels < 1
+        ):
+            raise ValueError(
+                f"num_train_levels must be a positive integer, got {self.num_train_levels!r}"
+            )
+        self.final_eval_parts = tuple(self.final_eval_parts)
+        self.resolved_split()  # overlapping or malformed splits fail here, not mid-run
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        return config_from_dict(cls, data, what="experiment")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ExperimentConfig:
+        import tomllib
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"experiment file {str(path)!r} does not exist")
+        with path.open("rb") as handle:
+            return cls.from_dict(tomllib.load(handle))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["final_eval_parts"] = list(self.final_eval_parts)
+        return data
+
+    def resolved_split(self) -> Split:
+        if self.split is not None:
+            return resolve_split(self.env_id, self.split)
+        default = env_info(self.env_id).default_split
+        if self.num_train_levels is None:
+            return default
+        train = LevelSet.range(0, self.num_train_levels)
+        validation = default.validation
+        if validation is not None and validation.overlap(train)[0]:
+            validation = None
+        return Split(
+            train=train,
+            validation=validation,
+            test=default.test,
+            name=f"{default.name.rsplit('-', 1)[0]}-{self.num_train_levels}",
+        )
+
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        short = self.env_id.split("/", 1)[1].removesuffix("-v0")
+        levels = len(self.resolved_split().train) if self.resolved_split().train.bounded else "inf"
+        return f"{short}-{self.algo}-L{levels}-s{self.seed}"
+
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.out_dir) / "gengap.sqlite"
+
+
+def _records_to_rows(records: list[EpisodeRecord]) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in records]
+
+
+def _score(records: list[EpisodeRecord]) -> dict[str, float]:
+    out = {"return": sum(r.episode_return for r in records) / len(records)}
+    successes = [r.success for r in records if r.success is not None]
+    if successes:
+        out["success"] = sum(successes) / len(successes)
+    normalized = [r.normalized_return for r in records if r.normalized_return is not None]
+    if normalized:
+        out["normalized_return"] = sum(normalized) / len(normalized)
+    return out
+
+
+class _Progress:
+    """A rich progress bar with steps/s and the latest train/test score; silent when quiet."""
+
+    def __init__(self, total: int, start: int, quiet: bool, label: str) -> None:
+        self.quiet = quiet
+        self.latest = ""
+        if quiet:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]:>6.0f} steps/s"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[latest]}"),
+        )
+        self.task = self.progress.add_task("train", total=total, completed=start, fps=0.0, latest="")
+        self.start_time, self.start_steps = time.perf_counter(), start
+        self.progress.start()
+
+    def update(self, steps: int, latest: str | None = None) -> None:
+        if self.quiet:
+            return
+        if latest is not None:
+            self.latest = latest
+        elapsed = max(time.perf_counter() - self.start_time, 1e-9)
+        self.progress.update(
+            self.task,
+            completed=steps,
+            fps=(steps - self.start_steps) / elapsed,
+            latest=self.latest,
+        )
+
+    def close(self) -> None:
+        if not self.quiet:
+            self.progress.stop()
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> Path:
+    """Train, evaluate periodically on train and held-out levels, then evaluate at the end.
+
+    Args:
+        config: The experiment.
+        run_dir: The run folder (default ``<out_dir>/<run name>``).
+        resume: Continue from the folder's last checkpoint.
+        quiet: No progress bar (for worker processes).
+
+    Returns:
+        The run folder.
+
+    Raises:
+        FileExistsError: If the run folder holds a run and ``resume`` is False.
+    """
+    split = config.resolved_split()
+    run_dir = Path(run_dir) if run_dir is not None else Path(config.out_dir) / config.run_name()
+    checkpoint_dir = run_dir / "checkpoint"
+    if (run_dir / "run.json").exists() and not resume:
+        raise FileExistsError(
+            f"run folder {str(run_dir)!r} already holds a run; resume it with "
+            f"`gengap train --resume {run_dir}` or choose another --out/--name"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_id = run_dir.name if not resume else json.loads((run_dir / "run.json").read_text())["run_id"]
+    store = ResultsStore(config.store_path())
+    family = env_info(config.env_id).family
+    agent_config = default_agent_config(config.algo, family, seed=config.seed, **config.agent)
+
+    if not resume:
+        atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
+        atomic_write_text(run_dir / "agent_config.json", json.dumps(agent_config.to_dict(), indent=2))
+        split.save(run_dir / "split.json")
+        run_info = {
+            "run_id": run_id,
+            "status": "running",
+            "created": time.time(),
+            "versions": environment_versions(),
+            "git_revision": git_revision(Path(__file__).resolve().parent.parent),
+        }
+        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+        store.add_run(
+            run_id=run_id,
+            kind="online",
+            env_id=config.env_id,
+            algo=config.algo,
+            seed=config.seed,
+            config=config.to_dict() | {"agent_resolved": agent_config.to_dict()},
+            split=split.to_dict(),
+            versions=run_info["versions"],
+            git_rev=run_info["git_revision"],
+            run_dir=str(run_dir),
+            status="running",
+        )
+    else:
+        agent_config = agent_config_from_dict(json.loads((run_dir / "agent_config.json").read_text()))
+
+    env = make(config.env_id, split=split, part="train", num_envs=config.num_envs, **config.env_kwargs)
+    env.reset(seed=config.seed)
+    agent: OnlineAgent
+    if resume and (checkpoint_dir / "config.json").exists():
+        agent = type_of(agent_config).load_checkpoint(checkpoint_dir)  # type: ignore[attr-defined]
+        store.delete_curves_after(run_id, agent.num_timesteps)
+    else:
+        created = agent_config.create(env.single_observation_space, env.single_action_space)
+        if not isinstance(created, OnlineAgent):
+            raise TypeError(f"algo {config.algo!r} is not an online RL agent")
+        agent = created
+
+    eval_every = config.eval_every or max(config.total_timesteps // 10, 1)
+    checkpoint_every = config.checkpoint_every or eval_every
+    next_eval = (agent.num_timesteps // eval_every + 1) * eval_every
+    next_checkpoint = (agent.num_timesteps // checkpoint_every + 1) * checkpoint_every
+    writer = _tensorboard(run_dir / "tb")
+    progress = _Progress(config.total_timesteps, agent.num_timesteps, quiet, run_id)
+
+    def periodic_eval(step: int) -> str:
+        text = []
+        for part in CURVE_PARTS:
+            records = evaluate(
+                agent,
+                config.env_id,
+                split,
+                part,
+                num_episodes=config.eval_episodes,
+                num_envs=min(config.num_envs, config.eval_episodes),
+                deterministic=config.deterministic_eval,
+                seed=10_000_019 + step,
+                env_kwargs=config.env_kwargs,
+            )
+            scores = _score(records)
+            store.add_curve_points(
+                run_id, [{"step": step, "part": part, "metric": k, "value": v} for k, v in scores.items()]
+            )
+            for metric, value in scores.items():
+                writer.add_scalar(f"{part}/{metric}", value, step)
+            key = "success" if "success" in scores else "return"
+            text.append(f"{part} {key} {scores[key]:.2f}")
+        return " | ".join(text)
+
+    def hook(step: int) -> bool:
+        nonlocal next_eval, next_checkpoint
+        latest = None
+        if step >= next_checkpoint:
+            agent.save_checkpoint(checkpoint_dir)
+            next_checkpoint += checkpoint_every
+        if step >= next_eval:
+            latest = periodic_eval(step)
+            next_eval += eval_every
+        progress.update(step, latest)
+        return True
+
+    status = "failed"
+    try:
+        agent.learn(env, config.total_timesteps, hook=hook)
+        agent.save_checkpoint(checkpoint_dir)
+        agent.save(run_dir / "agent")
+        status = "trained"
+    except KeyboardInterrupt:
+        agent.save_checkpoint(checkpoint_dir)
+        status = "interrupted"
+        raise
+    finally:
+        progress.close()
+        env.close()
+        writer.close()
+        _set_status(run_dir, store, run_id, status)
+
+    for part in config.final_eval_parts:
+        records = evaluate(
+            agent,
+            config.env_id,
+            split,
+            part,
+            num_episodes=config.final_eval_episodes,
+            num_envs=config.num_envs,
+            deterministic=config.deterministic_eval,
+            seed=config.seed,
+            env_kwargs=config.env_kwargs,
+        )
+        store.add_episodes(run_id, _records_to_rows(records), part=part, step=agent.num_timesteps, tag="final")
+    _set_status(run_dir, store, run_id, "done")
+    return run_dir
+
+
+def type_of(agent_config: Any) -> type:
+    """The agent class that ``agent_config.create`` builds."""
+    from gengap.agents import agent_class
+
+    return agent_class(agent_config.algo)
+
+
+def _set_status(run_dir: Path, store: ResultsStore, run_id: str, status: str) -> None:
+    info = json.loads((run_dir / "run.json").read_text())
+    info["status"] = status
+    atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2))
+    store.set_status(run_id, status)
+
+
+def _tensorboard(path: Path) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(path))
+
+
+def resume_experiment(run_dir: str | Path, *, quiet: bool = False) -> Path:
+    """Continue an interrupted run from its last checkpoint, with the saved config."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"--resume {str(run_dir)!r}: no config.json there; not a gengap run folder")
+    config = ExperimentConfig.from_dict(json.loads(config_path.read_text()))
+    return run_experiment(config, run_dir=run_dir, resume=True, quiet=quiet)
+
+
+def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Split, dict[str, Any]]:
+    """The config, split and run info saved in a run folder."""
+    run_dir = Path(run_dir)
+    for name in ("config.json", "split.json", "run.json"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{str(run_dir)!r} is not a gengap run folder: {name} is missing")
+    config = ExperimentConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    return config, Split.load(run_dir / "split.json"), json.loads((run_dir / "run.json").read_text())
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    part: str = "test",
+    num_episodes: int = 200,
+    num_workers: int = 1,
+    deterministic: bool = True,
+) -> list[EpisodeRecord]:
+    """Evaluate a finished run's agent on ``part`` of its own split; store the episodes."""
+    run_dir = Path(run_dir)
+    config, split, info = load_run(run_dir)
+    agent_dir = run_dir / "agent"
+    if not (agent_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"run {info['run_id']!r} has no trained agent yet (status {info['status']!r}); "
+            f"finish it with `gengap train --resume {run_dir}`"
+        )
+    records = evaluate(
+        agent_dir,
+        config.env_id,
+        split,
+        part,
+        num_episodes=num_episodes,
+        num_envs=config.num_envs,
+        num_workers=num_workers,
+        deterministic=deterministic,
+        seed=config.seed,
+        env_kwargs=config.env_kwargs,
+    )
+    tag = f"eval-{'greedy' if deterministic else 'sampled'}"
+    store = ResultsStore(config.store_path())
+    step = json.loads((agent_dir / "config.json").read_text()).get("num_timesteps", 0)
+    store.add_episodes(info["run_id"], _records_to_rows(records), part=part, step=step, tag=tag)
+    return records
+
+
+def report_runs(run_dirs: list[str] | list[Path], out_dir: str | Path) -> Path:
+    """Write a Markdown report (with plots) over the runs in ``run_dirs``."""
+    from gengap.eval.report import write_report
+
+    if not run_dirs:
+        raise ValueError("report needs at least one run folder")
+    loaded = [load_run(d) for d in run_dirs]
+    stores = {str(config.store_path().resolve()) for config, _, _ in loaded}
+    if len(stores) != 1:
+        raise ValueError(f"runs to report together must share one results store, got {sorted(stores)}")
+    families = {env_info(config.env_id).family for config, _, _ in loaded}
+    store = ResultsStore(next(iter(stores)))
+    run_ids = [info["run_id"] for _, _, info in loaded]
+    if families == {"procgen"}:
+        score = "normalized_return"
+    elif any(r.get("success") is not None for r in store.episodes(run_id=run_ids[0])):
+        score = "success"
+    else:
+        score = "return"
+    return write_report(store, run_ids, Path(out_dir), score=score)

@@ -1,0 +1,122 @@
+"""The ``gengap`` command line.
+
+Each subcommand is thin: it parses arguments into the library's own dataclasses
+and calls the library. Bad input prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(name: str):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a positive integer, got {text!r}"
+            ) from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value}")
+        return value
+
+    return parse
+
+
+def _non_negative_int(name: str):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gengap", description="Measure how RL agents generalize to held-out levels.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    envs = sub.add_parser("envs", help="list registered environments, or check level leakage")
+    envs.add_argument("--check-leakage", metavar="ENV_ID", help="report held-out levels that duplicate training levels")
+    envs.add_argument("--train-levels", type=_positive_int("--train-levels"), default=None)
+    envs.add_argument("--test-levels", type=_positive_int("--test-levels"), default=1000)
+    envs.add_argument("--family", help="only this family (procgen, minigrid, babyai, ...)")
+
+    train = sub.add_parser("train", help="train on training levels, evaluate on held-out levels")
+    train.add_argument("experiment", nargs="?", help="TOML experiment file (flags override it)")
+    train.add_argument("--env", dest="env_id")
+    train.add_argument("--algo")
+    train.add_argument("--train-levels", dest="num_train_levels", type=_positive_int("--train-levels"))
+    train.add_argument("--steps", dest="total_timesteps", type=_positive_int("--steps"))
+    train.add_argument("--seed", type=_non_negative_int("--seed"))
+    train.add_argument("--num-envs", type=_positive_int("--num-envs"))
+    train.add_argument("--out", dest="out_dir")
+    train.add_argument("--name")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+
+    ev = sub.add_parser("eval", help="evaluate a trained run on a part of its split")
+    ev.add_argument("run_dir")
+    ev.add_argument("--split", dest="part", default="test", help="train, validation or test")
+    ev.add_argument("--episodes", type=_positive_int("--episodes"), default=200)
+    ev.add_argument("--workers", type=_positive_int("--workers"), default=1)
+    ev.add_argument("--sampled", action="store_true", help="sample actions instead of argmax")
+
+    report = sub.add_parser("report", help="write a Markdown report with plots")
+    report.add_argument("run_dirs", nargs="+")
+    report.add_argument("-o", "--out", default="reports/latest")
+
+    quick = sub.add_parser("quickstart", help="the demo: a small held-out-generalization experiment")
+    quick.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
+    quick.add_argument("--steps", type=_positive_int("--steps"), default=None)
+    quick.add_argument("--train-levels", type=_positive_int("--train-levels"), default=None)
+    quick.add_argument("--out", default="runs/quickstart")
+    quick.add_argument("--workers", type=_positive_int("--workers"), default=2)
+
+    bench = sub.add_parser("bench", help="speed benchmarks (ratios measured in one run)")
+    bench.add_argument("what", choices=["envs", "train", "shapes"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        from gengap.scripts import commands
+
+        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+    except UsageError as error:
+        print(f"{error}", file=sys.stderr)
+        return USAGE_ERROR
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+        if os.environ.get("GENGAP_DEBUG"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"gengap: error: {message}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("gengap: interrupted; the last checkpoint is kept (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
