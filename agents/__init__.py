@@ -1,0 +1,50 @@
+"""gengap agents: one interface (:class:`Agent`) for everything that acts.
+
+Importing this package registers the online RL algorithms (``ppo``, ``dqn``, ``sac``).
+"""
+
+from gengap.agents.base import (
+    DEFAULT_AGENT_CONFIGS,
+    Agent,
+    AgentConfig,
+    OnlineAgent,
+    agent_config_class,
+    agent_config_from_dict,
+    default_agent_config,
+    load_agent,
+    register_agent,
+    registered_algos,
+    resolve_device,
+)
+from gengap.agents.online import SB3Agent
+from gengap.agents.sb3_agents import (
+    DQNAgent,
+    DQNConfig,
+    PPOAgent,
+    PPOConfig,
+    SACAgent,
+    SACConfig,
+    SB3Config,
+)
+
+__all__ = [
+    "DEFAULT_AGENT_CONFIGS",
+    "Agent",
+    "AgentConfig",
+    "DQNAgent",
+    "DQNConfig",
+    "OnlineAgent",
+    "PPOAgent",
+    "PPOConfig",
+    "SACAgent",
+    "SACConfig",
+    "SB3Agent",
+    "SB3Config",
+    "agent_config_class",
+    "agent_config_from_dict",
+    "default_agent_config",
+    "load_agent",
+    "register_agent",
+    "registered_algos",
+    "resolve_device",
+]

@@ -2,8 +2,8 @@
 
 An agent is built from a dataclass config (``config.create(obs_space, action_space)``),
 acts on batched observations, and saves to a directory holding ``config.json``,
-``spaces.json`` and ``model.safetensors``. Configs are looked up by their ``algo``
-name in a type-keyed registry (d3rlpy's pattern), so ``load_agent(path)`` can rebuild
+``agent.json`` (spaces, step count) and ``model.safetensors``. Configs are looked up by
+their ``algo`` name in a type-keyed registry (d3rlpy's pattern), so ``load_agent(path)`` can rebuild
 any agent from its directory without unpickling anything.
 """
 
@@ -24,7 +24,7 @@ from gengap.envs.configio import config_from_dict
 from gengap.envs.registry import unknown_name_message
 
 CONFIG_FILE = "config.json"
-SPACES_FILE = "spaces.json"
+AGENT_FILE = "agent.json"
 WEIGHTS_FILE = "model.safetensors"
 
 Hook = Callable[[int], bool]
@@ -44,7 +44,9 @@ def resolve_device(device: str) -> str:
     try:
         torch.device(device)
     except RuntimeError as error:
-        raise ValueError(f"device must be 'auto' or a torch device string, got {device!r}") from error
+        raise ValueError(
+            f"device must be 'auto' or a torch device string, got {device!r}"
+        ) from error
     return device
 
 
@@ -94,11 +96,19 @@ class AgentConfig:
         """A copy with some fields changed, validated like :meth:`from_dict`."""
         return self.from_dict({**self.to_dict(), **overrides})
 
+    def agent_class(self) -> type[Agent]:
+        """The :class:`Agent` subclass this config builds and loads."""
+        raise NotImplementedError(f"{type(self).__name__} must implement agent_class()")
+
     def create(
         self, observation_space: gymnasium.Space[Any], action_space: gymnasium.Space[Any]
     ) -> Agent:
-        """Build a fresh agent for these spaces."""
-        raise NotImplementedError(f"{type(self).__name__} must implement create()")
+        """Build a fresh agent for these spaces.
+
+        Raises:
+            ValueError: If the algorithm does not support these spaces.
+        """
+        return self.agent_class()(self, observation_space, action_space)  # type: ignore[call-arg]
 
 
 ConfigT = TypeVar("ConfigT", bound=type[AgentConfig])
@@ -246,7 +256,7 @@ class Agent(ABC):
 
     @abstractmethod
     def save(self, path: str | Path) -> None:
-        """Write the agent to directory ``path``: config.json, spaces.json, model.safetensors."""
+        """Write the agent to directory ``path``: config.json, agent.json, model.safetensors."""
 
     @classmethod
     @abstractmethod
@@ -294,26 +304,6 @@ def read_config(path: str | Path) -> AgentConfig:
     return agent_config_from_dict(json.loads(config_path.read_text(encoding="utf-8")))
 
 
-_AGENT_CLASSES: dict[type[AgentConfig], type[Agent]] = {}
-
-
-def agent_class_for(config_cls: type[AgentConfig]) -> type[Agent]:
-    """The agent class that ``config_cls.create`` builds (declared with ``agent_class``)."""
-    if config_cls not in _AGENT_CLASSES:
-        raise ValueError(f"{config_cls.__name__} has no agent class declared")
-    return _AGENT_CLASSES[config_cls]
-
-
-def agent_class(config_cls: type[AgentConfig]) -> Callable[[type[Agent]], type[Agent]]:
-    """Class decorator declaring which agent class loads directories of ``config_cls``."""
-
-    def declare(cls: type[Agent]) -> type[Agent]:
-        _AGENT_CLASSES[config_cls] = cls
-        return cls
-
-    return declare
-
-
 def load_agent(path: str | Path, device: str = "auto") -> Agent:
     """Load any saved agent (or checkpoint) directory: config.json picks the class.
 
@@ -322,4 +312,4 @@ def load_agent(path: str | Path, device: str = "auto") -> Agent:
         ValueError: If its algo is not registered.
     """
     config = read_config(path)
-    return agent_class_for(type(config)).load(path, device=device)
+    return config.agent_class().load(path, device=device)

@@ -5,6 +5,8 @@ the ``gengap/`` namespace.
 """
 
 from gengap.envs import minigrid as _minigrid  # noqa: F401
+from gengap.envs import procgen as _procgen  # noqa: F401
+from gengap.envs import shapes as _shapes  # noqa: F401
 from gengap.envs.factory import make, resolve_split
 from gengap.envs.registry import EnvInfo, env_info, register_env, registered_ids, suite
 from gengap.envs.splits import LevelSet, Split

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import gymnasium
 from gymnasium.vector import AutoresetMode
@@ -20,6 +20,28 @@ def resolve_split(env_id: str, split: Split | dict[str, Any] | None) -> Split:
     if isinstance(split, dict):
         return Split.from_dict(split)
     raise TypeError(f"split must be a Split, a dict or None, got {type(split).__name__}")
+
+
+@overload
+def make(
+    env_id: str,
+    *,
+    split: Split | dict[str, Any] | None = None,
+    part: str = "train",
+    num_envs: None = None,
+    **kwargs: Any,
+) -> gymnasium.Env: ...
+
+
+@overload
+def make(
+    env_id: str,
+    *,
+    split: Split | dict[str, Any] | None = None,
+    part: str = "train",
+    num_envs: int,
+    **kwargs: Any,
+) -> gymnasium.vector.VectorEnv: ...
 
 
 def make(

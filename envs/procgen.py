@@ -143,9 +143,7 @@ DEFAULT_SPLIT = Split(
 )
 
 
-def normalized_return(
-    game: str, ret: float | np.ndarray, mode: str = "easy"
-) -> float | np.ndarray:
+def normalized_return(game: str, ret: float | np.ndarray, mode: str = "easy") -> float | np.ndarray:
     """Normalized return ``(R - R_min) / (R_max - R_min)`` (Cobbe et al. 2020).
 
     Args:
@@ -207,6 +205,22 @@ def _resolve_levels(split: Split | dict[str, Any] | None, part: str) -> tuple[Sp
     return resolved, resolved.levels(part)
 
 
+def _import_procgen() -> type[ProcgenGym3Env]:
+    """Import procgen2 without the "Gym has been unmaintained" notice that its ``import gym``
+    writes to stderr on first import: gengap never uses old Gym, and the notice would
+    corrupt one-line CLI errors."""
+    import contextlib
+    import io
+    import sys
+
+    if "gym" not in sys.modules:
+        with contextlib.redirect_stderr(io.StringIO()):
+            import gym  # noqa: F401
+    from procgen import ProcgenGym3Env
+
+    return ProcgenGym3Env
+
+
 def _make_gym3(
     num: int,
     game: str,
@@ -217,8 +231,7 @@ def _make_gym3(
     num_threads: int,
     game_options: dict[str, bool],
 ) -> ProcgenGym3Env:
-    from procgen import ProcgenGym3Env
-
+    ProcgenGym3Env = _import_procgen()
     return ProcgenGym3Env(
         num=num,
         env_name=game,
@@ -334,6 +347,11 @@ class ProcgenVecEnv(VectorEnv):
         self._last_obs: np.ndarray | None = None
         self._all_envs = np.ones(num_envs, dtype=bool)
         self._all_envs.flags.writeable = False
+
+    @property
+    def rand_seed(self) -> int | None:
+        """Procgen's ``rand_seed`` of the current native env (None before ``reset``)."""
+        return self._rand_seed
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

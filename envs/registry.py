@@ -26,7 +26,9 @@ def unknown_name_message(kind: str, name: object, options: Iterable[str]) -> str
     options = sorted(options)
     close = difflib.get_close_matches(str(name), options, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    shown = ", ".join(options[:12]) + (f", ... ({len(options)} in all)" if len(options) > 12 else "")
+    shown = ", ".join(options[:12]) + (
+        f", ... ({len(options)} in all)" if len(options) > 12 else ""
+    )
     return f"unknown {kind} {name!r}{hint} (expected one of: {shown})"
 
 

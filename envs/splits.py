@@ -1,24 +1,38 @@
 """Splits: which variations are for training and which are held out.
 
 A :class:`Split` is an immutable, serializable value. This module holds the
-level axis (level seeds); the task-combination and physics-context axes are
-added to the same type by later modules. Every split checks at construction
-that its parts are disjoint and names the values that overlap.
+level axis (level seeds); the optional task-combination axis
+(:class:`~gengap.envs.combinations.CombinationAxis`) rides on the same type as
+``Split.combinations``. Every split checks at construction that its parts are
+disjoint and names the values that overlap.
+
+Parts: the level parts ``train``, ``validation`` and ``test`` have level sets of
+their own. A split with a combination axis also has the held-out combination
+parts ``combinatorial`` and ``extrapolation``; they play on the ``test`` level
+set (so the IID ``test`` part and the held-out combination parts differ only in
+their combinations), and ``train``/``validation``/``test`` use the training
+combinations.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from gengap.envs.combinations import Combination, CombinationAxis
+
 # Procgen and MiniGrid both take 31-bit level seeds.
 MAX_LEVEL_SEED = 2**31 - 1
-PARTS = ("train", "validation", "test")
+LEVEL_PARTS = ("train", "validation", "test")
+# Held-out combination parts (see gengap.envs.combinations); they use the test levels.
+COMBINATION_PARTS = ("combinatorial", "extrapolation")
+PARTS = LEVEL_PARTS + COMBINATION_PARTS
 
 
 def _check_int(name: str, value: Any, minimum: int = 0) -> int:
@@ -64,7 +78,8 @@ class LevelSet:
                     )
             if self.upper > MAX_LEVEL_SEED:
                 raise ValueError(f"stop must be <= {MAX_LEVEL_SEED}, got {self.stop}")
-        object.__setattr__(self, "exclude", frozenset(_check_int("exclude[]", s) for s in self.exclude))
+        exclude = frozenset(_check_int("exclude[]", s) for s in self.exclude)
+        object.__setattr__(self, "exclude", exclude)
         if len(self) == 0:
             raise ValueError("the level set is empty after exclusions")
 
@@ -79,7 +94,7 @@ class LevelSet:
         return cls(start=start, stop=start + count)
 
     @classmethod
-    def of(cls, seeds: Iterator[int] | list[int] | tuple[int, ...]) -> LevelSet:
+    def of(cls, seeds: Iterable[int]) -> LevelSet:
         return cls(seeds=tuple(seeds))
 
     # -- queries ----------------------------------------------------------------------
@@ -102,7 +117,8 @@ class LevelSet:
     def __len__(self) -> int:
         if self.seeds is not None:
             return len(set(self.seeds) - self.exclude)
-        return self.upper - self.start - sum(1 for s in self.exclude if self.start <= s < self.upper)
+        excluded = sum(1 for s in self.exclude if self.start <= s < self.upper)
+        return self.upper - self.start - excluded
 
     def __contains__(self, seed: object) -> bool:
         if not isinstance(seed, int | np.integer) or seed in self.exclude:
@@ -158,7 +174,7 @@ class LevelSet:
             text = f"{self.start}..{self.stop - 1} ({self.stop - self.start} levels)"
         return text + (f" minus {len(self.exclude)} excluded" if self.exclude else "")
 
-    def without(self, seeds: Iterator[int] | list[int] | set[int]) -> LevelSet:
+    def without(self, seeds: Iterable[int]) -> LevelSet:
         return replace(self, exclude=self.exclude | frozenset(int(s) for s in seeds))
 
     # -- serialization ----------------------------------------------------------------
@@ -179,7 +195,8 @@ class LevelSet:
         unknown = set(data) - {"start", "stop", "seeds", "exclude"}
         if unknown:
             raise ValueError(
-                f"unknown key(s) {sorted(unknown)} in a level set; expected start, stop, seeds, exclude"
+                f"unknown key(s) {sorted(unknown)} in a level set; "
+                "expected start, stop, seeds, exclude"
             )
         seeds = data.get("seeds")
         return cls(
@@ -192,13 +209,16 @@ class LevelSet:
 
 @dataclass(frozen=True)
 class Split:
-    """Training and held-out parts along the level axis.
+    """Training and held-out parts along the level axis, and optionally the
+    task-combination axis.
 
     Args:
         train: Level seeds the agent trains on.
         test: Held-out level seeds for zero-shot evaluation.
         validation: Optional held-out seeds for model selection.
         name: A label saved with results (e.g. ``"procgen-easy-200"``).
+        combinations: Optional combination axis; it adds the ``combinatorial``
+            and ``extrapolation`` parts (on the ``test`` levels).
 
     Raises:
         ValueError: If two parts share level seeds (the message names them).
@@ -208,12 +228,21 @@ class Split:
     test: LevelSet
     validation: LevelSet | None = None
     name: str = "custom"
+    combinations: CombinationAxis | None = None
 
     def __post_init__(self) -> None:
-        for part in PARTS:
+        for part in LEVEL_PARTS:
             value = getattr(self, part)
             if value is not None and not isinstance(value, LevelSet):
                 raise TypeError(f"Split.{part} must be a LevelSet, got {type(value).__name__}")
+        if self.combinations is not None:
+            from gengap.envs.combinations import CombinationAxis
+
+            if not isinstance(self.combinations, CombinationAxis):
+                raise TypeError(
+                    "Split.combinations must be a CombinationAxis or None, got "
+                    f"{type(self.combinations).__name__}"
+                )
         parts = [(p, self.levels(p)) for p in self.parts]
         for i, (name_a, set_a) in enumerate(parts):
             for name_b, set_b in parts[i + 1 :]:
@@ -227,22 +256,60 @@ class Split:
 
     @property
     def parts(self) -> tuple[str, ...]:
-        return tuple(p for p in PARTS if getattr(self, p) is not None)
+        """The level parts this split has (each with a level set of its own)."""
+        return tuple(p for p in LEVEL_PARTS if getattr(self, p) is not None)
+
+    @property
+    def combination_parts(self) -> tuple[str, ...]:
+        """The held-out combination parts this split has (none without a combination axis)."""
+        return () if self.combinations is None else self.combinations.held_out_parts
+
+    @property
+    def all_parts(self) -> tuple[str, ...]:
+        """Every part an env can be built on: level parts, then combination parts."""
+        return self.parts + self.combination_parts
 
     def levels(self, part: str) -> LevelSet:
-        """The level set of ``part`` (``train``, ``validation`` or ``test``)."""
+        """The level set of ``part``: ``train``, ``validation`` or ``test``, or a
+        combination part (``combinatorial``, ``extrapolation``), which uses ``test``'s."""
         if part not in PARTS:
             from gengap.envs.registry import unknown_name_message
 
             raise ValueError(unknown_name_message("split part", part, PARTS))
+        if part in COMBINATION_PARTS:
+            if part not in self.combination_parts:
+                raise ValueError(
+                    f"split {self.name!r} has no {part} part; it has {list(self.all_parts)}"
+                )
+            return self.test
         value = getattr(self, part)
         if value is None:
             raise ValueError(f"split {self.name!r} has no {part} part; it has {list(self.parts)}")
         return value
 
-    def with_excluded(self, part: str, seeds: Iterator[int] | list[int] | set[int]) -> Split:
-        """A copy with ``seeds`` removed from ``part`` (e.g. duplicated held-out levels)."""
-        return replace(self, **{part: self.levels(part).without(seeds)})
+    def combinations_for(self, part: str) -> frozenset[Combination]:
+        """The task combinations ``part`` may present: the training ones for
+        ``train``/``validation``/``test``, the held-out ones for ``combinatorial``
+        and ``extrapolation``.
+
+        Raises:
+            ValueError: If the split has no combination axis or no such part.
+        """
+        self.levels(part)  # unknown or missing part
+        if self.combinations is None:
+            raise ValueError(
+                f"split {self.name!r} has no combination axis, so no combinations for {part!r}"
+            )
+        return self.combinations.combinations_for(part)
+
+    def with_excluded(self, part: str, seeds: Iterable[int]) -> Split:
+        """A copy with ``seeds`` removed from ``part`` (e.g. duplicated held-out levels).
+
+        Combination parts share the ``test`` levels: excluding from one excludes from ``test``.
+        """
+        field_name = "test" if part in COMBINATION_PARTS else part
+        changes: dict[str, Any] = {field_name: self.levels(part).without(seeds)}
+        return replace(self, **changes)
 
     @classmethod
     def levels_split(
@@ -277,6 +344,8 @@ class Split:
         data: dict[str, Any] = {"name": self.name}
         for part in self.parts:
             data[part] = self.levels(part).to_dict()
+        if self.combinations is not None:
+            data["combinations"] = self.combinations.to_dict()
         return data
 
     @classmethod
@@ -285,10 +354,11 @@ class Split:
             return data
         if not isinstance(data, Mapping):
             raise TypeError(f"split must be a Split or a mapping, got {type(data).__name__}")
-        unknown = set(data) - {"name", *PARTS}
+        unknown = set(data) - {"name", *LEVEL_PARTS, "combinations"}
         if unknown:
             raise ValueError(
-                f"unknown key(s) {sorted(unknown)} in a split; expected name, {', '.join(PARTS)}"
+                f"unknown key(s) {sorted(unknown)} in a split; expected name, "
+                f"{', '.join(LEVEL_PARTS)}, combinations"
             )
         for required in ("train", "test"):
             if required not in data:
@@ -298,6 +368,7 @@ class Split:
             test=LevelSet.from_dict(data["test"]),
             validation=LevelSet.from_dict(data["validation"]) if data.get("validation") else None,
             name=str(data.get("name", "custom")),
+            combinations=_combinations_from_dict(data.get("combinations")),
         )
 
     def to_json(self) -> str:
@@ -332,4 +403,15 @@ class Split:
         return cls.from_toml(text) if path.suffix == ".toml" else cls.from_json(text)
 
     def describe(self) -> str:
-        return "; ".join(f"{p}: {self.levels(p).describe()}" for p in self.parts)
+        text = "; ".join(f"{p}: {self.levels(p).describe()}" for p in self.parts)
+        if self.combinations is not None:
+            text += f"; combinations: {self.combinations.describe()}"
+        return text
+
+
+def _combinations_from_dict(data: Any) -> CombinationAxis | None:
+    if data is None:
+        return None
+    from gengap.envs.combinations import CombinationAxis
+
+    return CombinationAxis.from_dict(data)

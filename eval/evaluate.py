@@ -102,7 +102,10 @@ def _run_exact(
     env_kwargs: dict[str, Any],
 ) -> list[EpisodeRecord]:
     normalize = _normalizer(env_id, env_kwargs)
-    envs = [make(env_id, split=split, part=part, **env_kwargs) for _ in range(min(num_envs, len(schedule)))]
+    envs = [
+        make(env_id, split=split, part=part, **env_kwargs)
+        for _ in range(min(num_envs, len(schedule)))
+    ]
     records: list[EpisodeRecord | None] = [None] * len(schedule)
     next_episode = 0
     slot_episode: list[int] = []
@@ -167,7 +170,10 @@ def _run_native(
 ) -> list[EpisodeRecord]:
     normalize = _normalizer(env_id, env_kwargs)
     num_envs = max(1, min(num_envs, num_episodes))
-    quota = [num_episodes // num_envs + (1 if i < num_episodes % num_envs else 0) for i in range(num_envs)]
+    quota = [
+        num_episodes // num_envs + (1 if i < num_episodes % num_envs else 0)
+        for i in range(num_envs)
+    ]
     env = make(env_id, split=split, part=part, num_envs=num_envs, **env_kwargs)
     obs, _ = env.reset(seed=seed)
     records: list[EpisodeRecord] = []
@@ -207,7 +213,9 @@ def _worker(
 
     torch.set_num_threads(1)
     agent = load_agent(agent_path, device="cpu")
-    return [r.to_dict() for r in _dispatch(agent, env_id, Split.from_dict(split_dict), part, **task)]
+    return [
+        r.to_dict() for r in _dispatch(agent, env_id, Split.from_dict(split_dict), part, **task)
+    ]
 
 
 def _dispatch(
@@ -259,7 +267,10 @@ def evaluate(
     native = env_info(env_id).native_vector
     common = {"num_envs": num_envs, "deterministic": deterministic, "env_kwargs": env_kwargs}
     if native:
-        shares = [num_episodes // num_workers + (1 if i < num_episodes % num_workers else 0) for i in range(num_workers)]
+        shares = [
+            num_episodes // num_workers + (1 if i < num_episodes % num_workers else 0)
+            for i in range(num_workers)
+        ]
         tasks = [
             {**common, "num_episodes": share, "seed": seed + 7919 * i}
             for i, share in enumerate(shares)

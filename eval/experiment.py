@@ -185,7 +185,9 @@ class _Progress:
             TimeRemainingColumn(),
             TextColumn("{task.fields[latest]}"),
         )
-        self.task = self.progress.add_task("train", total=total, completed=start, fps=0.0, latest="")
+        self.task = self.progress.add_task(
+            "train", total=total, completed=start, fps=0.0, latest=""
+        )
         self.start_time, self.start_steps = time.perf_counter(), start
         self.progress.start()
 
@@ -237,21 +239,27 @@ def run_experiment(
             f"`gengap train --resume {run_dir}` or choose another --out/--name"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    run_id = run_dir.name if not resume else json.loads((run_dir / "run.json").read_text())["run_id"]
+    run_id = (
+        run_dir.name if not resume else json.loads((run_dir / "run.json").read_text())["run_id"]
+    )
     store = ResultsStore(config.store_path())
     family = env_info(config.env_id).family
     agent_config = default_agent_config(config.algo, family, seed=config.seed, **config.agent)
 
     if not resume:
         atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
-        atomic_write_text(run_dir / "agent_config.json", json.dumps(agent_config.to_dict(), indent=2))
+        atomic_write_text(
+            run_dir / "agent_config.json", json.dumps(agent_config.to_dict(), indent=2)
+        )
         split.save(run_dir / "split.json")
+        versions = environment_versions()
+        git_rev = git_revision(Path(__file__).resolve().parent.parent)
         run_info = {
             "run_id": run_id,
             "status": "running",
             "created": time.time(),
-            "versions": environment_versions(),
-            "git_revision": git_revision(Path(__file__).resolve().parent.parent),
+            "versions": versions,
+            "git_revision": git_rev,
         }
         atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
         store.add_run(
@@ -262,19 +270,26 @@ def run_experiment(
             seed=config.seed,
             config=config.to_dict() | {"agent_resolved": agent_config.to_dict()},
             split=split.to_dict(),
-            versions=run_info["versions"],
-            git_rev=run_info["git_revision"],
+            versions=versions,
+            git_rev=git_rev,
             run_dir=str(run_dir),
             status="running",
         )
     else:
-        agent_config = agent_config_from_dict(json.loads((run_dir / "agent_config.json").read_text()))
+        agent_config = agent_config_from_dict(
+            json.loads((run_dir / "agent_config.json").read_text())
+        )
 
-    env = make(config.env_id, split=split, part="train", num_envs=config.num_envs, **config.env_kwargs)
+    env = make(
+        config.env_id, split=split, part="train", num_envs=config.num_envs, **config.env_kwargs
+    )
     env.reset(seed=config.seed)
     agent: OnlineAgent
     if resume and (checkpoint_dir / "config.json").exists():
-        agent = type_of(agent_config).load_checkpoint(checkpoint_dir)  # type: ignore[attr-defined]
+        agent_cls = agent_config.agent_class()
+        if not issubclass(agent_cls, OnlineAgent):
+            raise TypeError(f"algo {config.algo!r} is not an online RL agent")
+        agent = agent_cls.load_checkpoint(checkpoint_dir)
         store.delete_curves_after(run_id, agent.num_timesteps)
     else:
         created = agent_config.create(env.single_observation_space, env.single_action_space)
@@ -305,7 +320,8 @@ def run_experiment(
             )
             scores = _score(records)
             store.add_curve_points(
-                run_id, [{"step": step, "part": part, "metric": k, "value": v} for k, v in scores.items()]
+                run_id,
+                [{"step": step, "part": part, "metric": k, "value": v} for k, v in scores.items()],
             )
             for metric, value in scores.items():
                 writer.add_scalar(f"{part}/{metric}", value, step)
@@ -316,12 +332,14 @@ def run_experiment(
     def hook(step: int) -> bool:
         nonlocal next_eval, next_checkpoint
         latest = None
-        if step >= next_checkpoint:
-            agent.save_checkpoint(checkpoint_dir)
-            next_checkpoint += checkpoint_every
+        # Evaluate before checkpointing: a checkpoint at step s then always has the curve
+        # point at s, and a crash in between only repeats the evaluation on resume.
         if step >= next_eval:
             latest = periodic_eval(step)
             next_eval += eval_every
+        if step >= next_checkpoint:
+            agent.save_checkpoint(checkpoint_dir)
+            next_checkpoint += checkpoint_every
         progress.update(step, latest)
         return True
 
@@ -353,16 +371,11 @@ def run_experiment(
             seed=config.seed,
             env_kwargs=config.env_kwargs,
         )
-        store.add_episodes(run_id, _records_to_rows(records), part=part, step=agent.num_timesteps, tag="final")
+        store.add_episodes(
+            run_id, _records_to_rows(records), part=part, step=agent.num_timesteps, tag="final"
+        )
     _set_status(run_dir, store, run_id, "done")
     return run_dir
-
-
-def type_of(agent_config: Any) -> type:
-    """The agent class that ``agent_config.create`` builds."""
-    from gengap.agents import agent_class
-
-    return agent_class(agent_config.algo)
 
 
 def _set_status(run_dir: Path, store: ResultsStore, run_id: str, status: str) -> None:
@@ -383,7 +396,9 @@ def resume_experiment(run_dir: str | Path, *, quiet: bool = False) -> Path:
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"--resume {str(run_dir)!r}: no config.json there; not a gengap run folder")
+        raise FileNotFoundError(
+            f"--resume {str(run_dir)!r}: no config.json there; not a gengap run folder"
+        )
     config = ExperimentConfig.from_dict(json.loads(config_path.read_text()))
     return run_experiment(config, run_dir=run_dir, resume=True, quiet=quiet)
 
@@ -393,9 +408,15 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Split, dict[str, An
     run_dir = Path(run_dir)
     for name in ("config.json", "split.json", "run.json"):
         if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"{str(run_dir)!r} is not a gengap run folder: {name} is missing")
+            raise FileNotFoundError(
+                f"{str(run_dir)!r} is not a gengap run folder: {name} is missing"
+            )
     config = ExperimentConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    return config, Split.load(run_dir / "split.json"), json.loads((run_dir / "run.json").read_text())
+    return (
+        config,
+        Split.load(run_dir / "split.json"),
+        json.loads((run_dir / "run.json").read_text()),
+    )
 
 
 def evaluate_run(
@@ -429,7 +450,7 @@ def evaluate_run(
     )
     tag = f"eval-{'greedy' if deterministic else 'sampled'}"
     store = ResultsStore(config.store_path())
-    step = json.loads((agent_dir / "config.json").read_text()).get("num_timesteps", 0)
+    step = json.loads((agent_dir / "agent.json").read_text())["num_timesteps"]
     store.add_episodes(info["run_id"], _records_to_rows(records), part=part, step=step, tag=tag)
     return records
 
@@ -443,7 +464,9 @@ def report_runs(run_dirs: list[str] | list[Path], out_dir: str | Path) -> Path:
     loaded = [load_run(d) for d in run_dirs]
     stores = {str(config.store_path().resolve()) for config, _, _ in loaded}
     if len(stores) != 1:
-        raise ValueError(f"runs to report together must share one results store, got {sorted(stores)}")
+        raise ValueError(
+            f"runs to report together must share one results store, got {sorted(stores)}"
+        )
     families = {env_info(config.env_id).family for config, _, _ in loaded}
     store = ResultsStore(next(iter(stores)))
     run_ids = [info["run_id"] for _, _, info in loaded]

@@ -120,6 +120,8 @@ class ScoreTable:
 
 
 def _record_score(record: Mapping[str, Any], score: str, index: int) -> float:
+    if score == "return" and "return" not in record:
+        score = "episode_return"  # EpisodeRecord.to_dict() names the return this way
     if score not in record or record[score] is None:
         raise ValueError(
             f"records[{index}] has no {score!r} value (keys: {sorted(record)}); "
@@ -146,8 +148,9 @@ def score_table(
     explicitly with ``by="episode"``.
 
     Args:
-        records: Dicts with keys ``run_id``, ``level_seed``, ``return``, ``length`` and,
-            optionally, ``success`` and ``normalized_return``.
+        records: Dicts with keys ``run_id``, ``level_seed``, ``return`` (or
+            ``episode_return``), ``length`` and, optionally, ``success`` and
+            ``normalized_return`` (:meth:`ResultsStore.episodes` rows).
         score: Which value to score: ``"return"``, ``"normalized_return"`` or ``"success"``
             (as 0/1).
         by: ``"level_seed"`` (one column per level) or ``"episode"``.
@@ -241,12 +244,16 @@ def _check_matrix(scores: Any, name: str) -> np.ndarray:
             f"{name} must be a non-empty (num_runs, num_tasks) matrix, got shape {matrix.shape}"
         )
     if not np.all(np.isfinite(matrix)):
-        raise ValueError(f"{name} must hold finite scores, got {int(np.sum(~np.isfinite(matrix)))}"
-                         " non-finite values")
+        raise ValueError(
+            f"{name} must hold finite scores, got {int(np.sum(~np.isfinite(matrix)))}"
+            " non-finite values"
+        )
     return matrix
 
 
-def _check_bootstrap_args(reps: int, confidence: float) -> None:
+def _check_bootstrap_args(reps: int, confidence: float, seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise ValueError(f"reps must be a positive int, got {reps!r}")
     if not 0.0 < confidence < 1.0:
@@ -292,7 +299,7 @@ def aggregate(
         ValueError: On an unknown metric, a bad matrix or bad bootstrap arguments.
     """
     matrix = _check_matrix(scores, "scores")
-    _check_bootstrap_args(reps, confidence)
+    _check_bootstrap_args(reps, confidence, seed)
     unknown = [name for name in metrics if name not in AGGREGATES]
     if unknown or not metrics:
         raise ValueError(f"metrics must be names from {sorted(AGGREGATES)}, got {list(metrics)}")
@@ -373,7 +380,7 @@ def generalization_gap(
     """
     train = _check_matrix(train_scores, "train_scores")
     test = _check_matrix(test_scores, "test_scores")
-    _check_bootstrap_args(reps, confidence)
+    _check_bootstrap_args(reps, confidence, seed)
     if metric not in AGGREGATES:
         raise ValueError(f"metric must be one of {sorted(AGGREGATES)}, got {metric!r}")
     same_runs = train.shape[0] == test.shape[0]
@@ -441,7 +448,7 @@ def probability_of_improvement(
     """
     x = _check_matrix(scores_x, "scores_x")
     y = _check_matrix(scores_y, "scores_y")
-    _check_bootstrap_args(reps, confidence)
+    _check_bootstrap_args(reps, confidence, seed)
     if x.shape[1] != y.shape[1]:
         raise ValueError(
             "scores_x and scores_y must have the same tasks (columns), got "

@@ -52,7 +52,11 @@ def _run_one(config_dict: dict[str, Any]) -> str:
     torch.set_num_threads(1)  # one core per worker process
     config = ExperimentConfig.from_dict(config_dict)
     run_dir = Path(config.out_dir) / config.run_name()
-    status = json.loads((run_dir / "run.json").read_text())["status"] if (run_dir / "run.json").exists() else None
+    status = (
+        json.loads((run_dir / "run.json").read_text())["status"]
+        if (run_dir / "run.json").exists()
+        else None
+    )
     if status == "done":
         return str(run_dir)
     if status is not None:
@@ -78,22 +82,30 @@ def run_quickstart(
 
     console = console or Console()
     configs = quickstart_configs(
-        seeds, total_timesteps or QUICKSTART_STEPS, num_train_levels or QUICKSTART_TRAIN_LEVELS, out_dir
+        seeds,
+        total_timesteps or QUICKSTART_STEPS,
+        num_train_levels or QUICKSTART_TRAIN_LEVELS,
+        out_dir,
     )
     first = configs[0]
     split = first.resolved_split()
     console.print(
-        f"[bold]gengap quickstart[/]: PPO on {first.env_id}, {seeds} seeds x {first.total_timesteps:,} steps\n"
+        f"[bold]gengap quickstart[/]: PPO on {first.env_id}, "
+        f"{seeds} seeds x {first.total_timesteps:,} steps\n"
         f"  train levels: {split.train.describe()}\n  held-out levels: {split.test.describe()}"
         f" ({QUICKSTART_TEST_EPISODES} evaluated per seed)"
     )
     with console.status("training (one process per seed)..."):
-        with ProcessPoolExecutor(max(1, min(workers, seeds)), mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            max(1, min(workers, seeds)), mp_context=get_context("spawn")
+        ) as pool:
             run_dirs = list(pool.map(_run_one, [c.to_dict() for c in configs]))
     store = ResultsStore(first.store_path())
     run_ids = [json.loads((Path(d) / "run.json").read_text())["run_id"] for d in run_dirs]
     episodes = [e for run_id in run_ids for e in store.episodes(run_id=run_id, tag="final")]
-    table = Table(title=f"success rate on {first.env_id} (IQM over seeds x levels, 95% bootstrap CI)")
+    table = Table(
+        title=f"success rate on {first.env_id} (IQM over seeds x levels, 95% bootstrap CI)"
+    )
     for column in ("part", "levels", "episodes", "IQM", "mean"):
         table.add_column(column)
     scores = {}

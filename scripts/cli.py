@@ -52,12 +52,26 @@ def _non_negative_int(name: str):  # type: ignore[no-untyped-def]
     return parse
 
 
+def _limit_torch_threads() -> None:
+    """One torch thread unless GENGAP_TORCH_THREADS says otherwise: gengap's networks are
+    small, and on a few cores extra threads slow them down many times over."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("GENGAP_TORCH_THREADS", "1")))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gengap", description="Measure how RL agents generalize to held-out levels.")
+    parser = _Parser(
+        prog="gengap", description="Measure how RL agents generalize to held-out levels."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     envs = sub.add_parser("envs", help="list registered environments, or check level leakage")
-    envs.add_argument("--check-leakage", metavar="ENV_ID", help="report held-out levels that duplicate training levels")
+    envs.add_argument(
+        "--check-leakage",
+        metavar="ENV_ID",
+        help="report held-out levels that duplicate training levels",
+    )
     envs.add_argument("--train-levels", type=_positive_int("--train-levels"), default=None)
     envs.add_argument("--test-levels", type=_positive_int("--test-levels"), default=1000)
     envs.add_argument("--family", help="only this family (procgen, minigrid, babyai, ...)")
@@ -66,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("experiment", nargs="?", help="TOML experiment file (flags override it)")
     train.add_argument("--env", dest="env_id")
     train.add_argument("--algo")
-    train.add_argument("--train-levels", dest="num_train_levels", type=_positive_int("--train-levels"))
+    train.add_argument(
+        "--train-levels", dest="num_train_levels", type=_positive_int("--train-levels")
+    )
     train.add_argument("--steps", dest="total_timesteps", type=_positive_int("--steps"))
     train.add_argument("--seed", type=_non_negative_int("--seed"))
     train.add_argument("--num-envs", type=_positive_int("--num-envs"))
@@ -85,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dirs", nargs="+")
     report.add_argument("-o", "--out", default="reports/latest")
 
-    quick = sub.add_parser("quickstart", help="the demo: a small held-out-generalization experiment")
+    quick = sub.add_parser(
+        "quickstart", help="the demo: a small held-out-generalization experiment"
+    )
     quick.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
     quick.add_argument("--steps", type=_positive_int("--steps"), default=None)
     quick.add_argument("--train-levels", type=_positive_int("--train-levels"), default=None)
@@ -101,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        _limit_torch_threads()
         from gengap.scripts import commands
 
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
@@ -114,7 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gengap: error: {message}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
-        print("gengap: interrupted; the last checkpoint is kept (resume with --resume)", file=sys.stderr)
+        print(
+            "gengap: interrupted; the last checkpoint is kept (resume with --resume)",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -11,7 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Wide when piped (logs, CI, tests) so env ids are never folded across lines.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _space_text(space: Any) -> str:
@@ -31,9 +32,9 @@ def cmd_envs(args: argparse.Namespace) -> int:
     from gengap.envs import env_info, registered_ids
 
     if args.check_leakage:
+        env_info(args.check_leakage)  # unknown ids fail here, with close matches
         from gengap.envs.leakage import check_leakage, format_report
 
-        env_info(args.check_leakage)
         report = check_leakage(
             args.check_leakage,
             num_train_levels=args.train_levels,
@@ -79,12 +80,23 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
         if not path.is_file():
             raise FileNotFoundError(f"experiment file {args.experiment!r} does not exist")
         data = tomllib.loads(path.read_text())
-    for key in ("env_id", "algo", "num_train_levels", "total_timesteps", "seed", "num_envs", "out_dir", "name"):
+    for key in (
+        "env_id",
+        "algo",
+        "num_train_levels",
+        "total_timesteps",
+        "seed",
+        "num_envs",
+        "out_dir",
+        "name",
+    ):
         value = getattr(args, key)
         if value is not None:
             data[key] = value
     if "env_id" not in data:
-        raise ValueError("train needs an environment: give --env ID or an experiment file with env_id")
+        raise ValueError(
+            "train needs an environment: give --env ID or an experiment file with env_id"
+        )
     return ExperimentConfig.from_dict(data)
 
 
@@ -111,7 +123,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     returns = [r.episode_return for r in records]
     successes = [r.success for r in records if r.success is not None]
-    line = f"{args.run_dir}: {args.part}: {len(records)} episodes, mean return {sum(returns) / len(returns):.3f}"
+    mean_return = sum(returns) / len(returns)
+    line = f"{args.run_dir}: {args.part}: {len(records)} episodes, mean return {mean_return:.3f}"
     if successes:
         line += f", success {sum(successes) / len(successes):.3f}"
     print(line)
@@ -145,7 +158,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / f"bench_{args.what}.py"
     if not path.is_file():
-        raise FileNotFoundError(f"benchmark {args.what!r}: {path} is missing (run from a source checkout)")
+        raise FileNotFoundError(
+            f"benchmark {args.what!r}: {path} is missing (run from a source checkout)"
+        )
     spec = importlib.util.spec_from_file_location(f"gengap_bench_{args.what}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

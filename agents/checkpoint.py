@@ -1,0 +1,237 @@
+"""Safe, atomic agent files: spaces as JSON, weights as safetensors, no pickle.
+
+A saved directory is written into a temporary sibling and renamed into place, so a
+reader (or a resumed run after a kill) sees either the old directory or the new one.
+Optimizer states go through ``torch.save`` and come back with
+``torch.load(weights_only=True)``, which refuses anything but tensors and plain data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium import spaces
+from safetensors import safe_open
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import load_model, save_model
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+
+from gengap.envs.io import atomic_write_text
+
+
+def _array_or_scalar(values: np.ndarray) -> Any:
+    flat = values.reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        return flat[0].item()
+    return values.tolist()
+
+
+def _json_float(value: Any) -> Any:
+    # JSON has no inf; store it as a string Python's float() reads back.
+    if isinstance(value, list):
+        return [_json_float(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+def space_to_dict(space: gymnasium.Space[Any]) -> dict[str, Any]:
+    """A JSON-ready description of a Box, Discrete, MultiDiscrete, MultiBinary or Dict space.
+
+    Raises:
+        TypeError: For another kind of space.
+    """
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": _json_float(_array_or_scalar(space.low)),
+            "high": _json_float(_array_or_scalar(space.high)),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_dict(v) for k, v in space.spaces.items()}}
+    raise TypeError(f"cannot save a space of type {type(space).__name__}: {space!r}")
+
+
+def _float_back(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_float_back(item) for item in value]
+    return float(value) if isinstance(value, str) else value
+
+
+def space_from_dict(data: dict[str, Any]) -> gymnasium.Space[Any]:
+    """Inverse of :func:`space_to_dict`.
+
+    Raises:
+        ValueError: For an unknown space type.
+    """
+    kind = data.get("type")
+    if kind == "Box":
+        shape = tuple(data["shape"])
+        dtype = np.dtype(data["dtype"])
+        low = np.broadcast_to(np.asarray(_float_back(data["low"]), dtype=dtype), shape)
+        high = np.broadcast_to(np.asarray(_float_back(data["high"]), dtype=dtype), shape)
+        return spaces.Box(low=low.copy(), high=high.copy(), shape=shape, dtype=dtype)
+    if kind == "Discrete":
+        return spaces.Discrete(data["n"], start=data.get("start", 0))
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(data["nvec"])
+    if kind == "MultiBinary":
+        return spaces.MultiBinary(data["n"])
+    if kind == "Dict":
+        return spaces.Dict({k: space_from_dict(v) for k, v in data["spaces"].items()})
+    raise ValueError(f"unknown space type {kind!r} in saved spaces")
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory next to ``path``; on success it replaces ``path``.
+
+    On an exception the temporary directory is removed and ``path`` is untouched.
+    An existing ``path`` is first renamed aside, so the swap is two renames; a crash
+    between them leaves the previous version under ``.<name>.old-*`` beside it.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        os.replace(target, old / target.name)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file, naming it if it is missing."""
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    """Save a module's parameters and buffers to safetensors (shared tensors deduplicated)."""
+    save_model(module, str(path))
+
+
+def load_weights(module: torch.nn.Module, path: Path, device: str) -> None:
+    """Load weights saved by :func:`save_weights` into ``module``; every key must match."""
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+    missing, unexpected = load_model(module, str(path), strict=True, device=device)
+    if missing or unexpected:  # strict=True raises first; kept for clarity of intent
+        raise ValueError(f"weights in {path} do not match: missing {missing}, extra {unexpected}")
+
+
+def save_tensor_state(state: dict[str, Any], path: Path) -> None:
+    """Save nested dicts of tensors and plain data (optimizer states) for a weights-only load."""
+    torch.save(state, path)
+
+
+def load_tensor_state(path: Path, device: str) -> dict[str, Any]:
+    """Load :func:`save_tensor_state` output with ``weights_only=True`` (no arbitrary code)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a dict of states")
+    return state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy and torch global RNG states, JSON-ready."""
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), *[np.asarray(v).item() for v in np_state[2:]]],
+        "torch": torch.get_rng_state().tolist(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Restore the states from :func:`capture_rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = [torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def _buffer_arrays(buffer: ReplayBuffer | DictReplayBuffer) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    for name in ("observations", "next_observations"):
+        value = getattr(buffer, name, None)
+        if isinstance(value, dict):
+            arrays.update({f"{name}.{k}": v for k, v in value.items()})
+        elif value is not None:
+            arrays[name] = value
+    for name in ("actions", "rewards", "dones", "timeouts"):
+        arrays[name] = getattr(buffer, name)
+    return arrays
+
+
+def save_replay_buffer(buffer: ReplayBuffer | DictReplayBuffer | None, path: Path) -> None:
+    """Save the filled part of an SB3 replay buffer (and its position) to safetensors."""
+    if buffer is None:
+        return
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    arrays = {k: np.ascontiguousarray(v[:size]) for k, v in _buffer_arrays(buffer).items()}
+    save_numpy(arrays, str(path), metadata={"pos": str(buffer.pos), "full": str(buffer.full)})
+
+
+def load_replay_buffer(buffer: ReplayBuffer | DictReplayBuffer | None, path: Path) -> None:
+    """Fill an SB3 replay buffer of the same layout from :func:`save_replay_buffer` output."""
+    if buffer is None or not path.is_file():
+        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+    with safe_open(str(path), framework="numpy") as handle:
+        metadata = handle.metadata()
+    saved = load_numpy(str(path))
+    targets = _buffer_arrays(buffer)
+    if set(saved) != set(targets):
+        raise ValueError(f"replay buffer in {path} has arrays {sorted(saved)}, "
+                         f"expected {sorted(targets)}")
+    for name, array in saved.items():
+        if array.shape[1:] != targets[name].shape[1:] or len(array) > len(targets[name]):
+            raise ValueError(f"replay buffer array {name!r} has shape {array.shape}, "
+                             f"buffer holds {targets[name].shape}")
+        targets[name][: len(array)] = array
+    buffer.pos = int(metadata["pos"])
+    buffer.full = metadata["full"] == "True"

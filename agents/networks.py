@@ -1,0 +1,171 @@
+"""Feature extractors for SB3 policies, and the choice of one from an observation space.
+
+* :class:`ImpalaCNN`: the IMPALA network (Espeholt et al. 2018) as used in the Procgen
+  paper: three stacks (16, 32, 32 channels) of conv + max-pool + two residual blocks,
+  then a 256-unit ReLU layer. Input is channel-first; SB3 transposes HWC uint8 images
+  (``VecTransposeImage``) and divides them by 255 before the extractor sees them.
+* :class:`MiniGridCNN`: the small CNN for MiniGrid's 7x7 symbolic view (three 2x2
+  convolutions with a max-pool after the first, then a 128-unit layer), for float
+  channel-first boxes that SB3 neither transposes nor rescales.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+)
+from torch import nn
+
+from gengap.envs.registry import unknown_name_message
+
+
+def _channel_first_shape(observation_space: gymnasium.Space[Any], name: str) -> tuple[int, ...]:
+    shape = getattr(observation_space, "shape", None)
+    if not isinstance(observation_space, spaces.Box) or shape is None or len(shape) != 3:
+        raise ValueError(
+            f"{name} needs a 3-D (C, H, W) Box observation space, got {observation_space}"
+        )
+    return tuple(shape)
+
+
+class ResidualBlock(nn.Module):
+    """relu -> conv3x3 -> relu -> conv3x3, plus the input."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv0(torch.relu(x))
+        out = self.conv1(torch.relu(out))
+        return x + out
+
+
+class ImpalaStack(nn.Module):
+    """conv3x3 -> max-pool 3x3 stride 2 -> two residual blocks."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.res0 = ResidualBlock(out_channels)
+        self.res1 = ResidualBlock(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.res1(self.res0(self.pool(self.conv(x))))
+
+
+class ImpalaCNN(BaseFeaturesExtractor):
+    """IMPALA CNN feature extractor (Procgen paper network).
+
+    Args:
+        observation_space: A channel-first image Box (C, H, W).
+        features_dim: Units of the final ReLU layer (256 in the Procgen paper).
+        depths: Channels of each conv stack.
+    """
+
+    def __init__(
+        self,
+        observation_space: gymnasium.Space[Any],
+        features_dim: int = 256,
+        depths: Sequence[int] = (16, 32, 32),
+    ) -> None:
+        shape = _channel_first_shape(observation_space, "ImpalaCNN")
+        super().__init__(observation_space, features_dim)
+        stacks: list[nn.Module] = []
+        channels = shape[0]
+        for depth in depths:
+            stacks.append(ImpalaStack(channels, depth))
+            channels = depth
+        self.stacks = nn.Sequential(*stacks, nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n_flat = self.stacks(torch.zeros(1, *shape)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n_flat, features_dim), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stacks(observations))
+
+
+class MiniGridCNN(BaseFeaturesExtractor):
+    """Small CNN for MiniGrid's partial view (rl-starter-files' ``image_conv`` plus a layer).
+
+    Args:
+        observation_space: A channel-first Box (C, H, W), H and W at least 6.
+        features_dim: Units of the final ReLU layer.
+    """
+
+    def __init__(self, observation_space: gymnasium.Space[Any], features_dim: int = 128) -> None:
+        shape = _channel_first_shape(observation_space, "MiniGridCNN")
+        if min(shape[1:]) < 6:
+            raise ValueError(f"MiniGridCNN needs H and W >= 6, got observation shape {shape}")
+        super().__init__(observation_space, features_dim)
+        self.convs = nn.Sequential(
+            nn.Conv2d(shape[0], 16, kernel_size=2),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2),
+            nn.Conv2d(16, 32, kernel_size=2),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=2),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.convs(torch.zeros(1, *shape)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n_flat, features_dim), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(observations))
+
+
+# name -> (class, whether it takes ``features_dim``)
+FEATURES_EXTRACTORS: dict[str, tuple[type[BaseFeaturesExtractor], bool]] = {
+    "impala": (ImpalaCNN, True),
+    "minigrid_cnn": (MiniGridCNN, True),
+    "nature_cnn": (NatureCNN, True),
+    "mlp": (FlattenExtractor, False),
+    "combined": (CombinedExtractor, False),
+}
+
+
+def auto_features_extractor(observation_space: gymnasium.Space[Any]) -> str:
+    """The extractor name for a space: Dict -> combined, uint8 image -> impala,
+    other 3-D Box -> minigrid_cnn, anything else -> mlp."""
+    if isinstance(observation_space, spaces.Dict):
+        return "combined"
+    if isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3:
+        if is_image_space(observation_space, check_channels=False):
+            return "impala"
+        return "minigrid_cnn"
+    return "mlp"
+
+
+def features_extractor_kwargs(
+    name: str, observation_space: gymnasium.Space[Any], features_dim: int
+) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` entries for extractor ``name`` (``"auto"`` picks from the space).
+
+    Raises:
+        ValueError: For an unknown extractor name, with close matches.
+    """
+    if name == "auto":
+        name = auto_features_extractor(observation_space)
+    if name not in FEATURES_EXTRACTORS:
+        raise ValueError(
+            unknown_name_message("features_extractor", name, [*FEATURES_EXTRACTORS, "auto"])
+        )
+    extractor_cls, takes_dim = FEATURES_EXTRACTORS[name]
+    kwargs: dict[str, Any] = {"features_extractor_class": extractor_cls}
+    if takes_dim:
+        kwargs["features_extractor_kwargs"] = {"features_dim": features_dim}
+    return kwargs

@@ -1,0 +1,101 @@
+"""The gengap command line: output on good input, one line and exit 2 on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gengap.scripts.cli import main
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_envs_table_lists_every_registered_env(capsys):
+    from gengap.envs import registered_ids
+
+    code, out, _ = _run(capsys, "envs")
+    assert code == 0
+    for env_id in ("gengap/procgen-coinrun-v0", "gengap/minigrid-doorkey-5x5-v0"):
+        assert env_id in out
+    assert f"({len(registered_ids())})" in out
+    assert "Discrete(15)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["envs", "--check-leakage", "gengap/procgen-mze-v0"],
+            "did you mean 'gengap/procgen-maze-v0'",
+        ),
+        (["envs", "--test-levels", "-5"], "--test-levels must be a positive integer, got -5"),
+        (["envs", "--family", "procgn"], "unknown family 'procgn'; did you mean 'procgen'"),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--seed", "abc"],
+            "--seed must be an integer, got 'abc'",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--train-levels", "0"],
+            "--train-levels must be a positive integer, got 0",
+        ),
+        (
+            ["train", "--env", "gengap/minigrd-doorkey-5x5-v0"],
+            "did you mean 'gengap/minigrid-doorkey-5x5-v0'",
+        ),
+        (["train", "--steps", "100"], "train needs an environment"),
+        (["train", "missing.toml"], "experiment file 'missing.toml' does not exist"),
+        (["train", "--resume", "no/such/run"], "no config.json there"),
+        (["eval", "no/such/run"], "is not a gengap run folder"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert message in lines[0]
+
+
+def test_unknown_key_in_experiment_file(capsys, tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text('env_id = "gengap/minigrid-doorkey-5x5-v0"\ntotal_timestep = 100\n')
+    code, _, err = _run(capsys, "train", str(path))
+    assert code == 2
+    assert "unknown key in experiment 'total_timestep'; did you mean 'total_timesteps'" in err
+
+
+def test_wrong_type_in_experiment_file(capsys, tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text('env_id = "gengap/minigrid-doorkey-5x5-v0"\ntotal_timesteps = "lots"\n')
+    code, _, err = _run(capsys, "train", str(path))
+    assert code == 2
+    assert "experiment.total_timesteps must be int, got 'lots'" in err
+
+
+def test_overlapping_split_in_experiment_file(capsys, tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(
+        'env_id = "gengap/minigrid-doorkey-5x5-v0"\n'
+        "[split]\ntrain = {start = 0, stop = 100}\ntest = {start = 50}\n"
+    )
+    code, _, err = _run(capsys, "train", str(path))
+    assert code == 2
+    assert "train and test levels overlap in" in err
+
+
+def test_console_script_exit_status():
+    result = subprocess.run(
+        [sys.executable, "-m", "gengap.scripts.cli", "envs", "--check-leakage", "nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "unknown env id 'nope'" in result.stderr

@@ -1,0 +1,135 @@
+"""Experiments end to end on a tiny budget: train, evaluate, store, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gengap.envs import Split
+from gengap.eval.evaluate import evaluate, level_schedule
+from gengap.eval.experiment import ExperimentConfig, evaluate_run, report_runs, run_experiment
+from gengap.eval.store import ResultsStore
+
+ENV_ID = "gengap/minigrid-doorkey-5x5-v0"
+
+
+def _config(tmp_path: Path, **overrides) -> ExperimentConfig:
+    base = dict(
+        env_id=ENV_ID,
+        total_timesteps=1024,
+        num_envs=2,
+        seed=0,
+        num_train_levels=4,
+        agent={"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+        eval_every=512,
+        eval_episodes=2,
+        final_eval_episodes=6,
+        out_dir=str(tmp_path),
+    )
+    base.update(overrides)
+    return ExperimentConfig(**base)
+
+
+def test_level_schedule_spreads_episodes_evenly():
+    split = Split.levels_split(4, num_test_levels=10)
+    assert level_schedule(split, "train", 10) == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    assert level_schedule(split, "test", 5) == [4, 6, 8, 11, 13]
+    unbounded = Split.levels_split(4)
+    assert level_schedule(unbounded, "test", 3) == [4, 5, 6]
+
+
+def test_run_saves_provenance_curves_and_final_episodes(tmp_path):
+    run_dir = run_experiment(_config(tmp_path), quiet=True)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "done"
+    assert {"numpy", "torch", "gymnasium"} <= set(info["versions"])
+    split = Split.load(run_dir / "split.json")
+    assert len(split.train) == 4
+    store = ResultsStore(tmp_path / "gengap.sqlite")
+    run = store.get_run(info["run_id"])
+    assert run is not None and run["env_id"] == ENV_ID
+    episodes = store.episodes(run_id=info["run_id"], tag="final")
+    assert sorted({e["part"] for e in episodes}) == ["test", "train"]
+    train_levels = {e["level_seed"] for e in episodes if e["part"] == "train"}
+    test_levels = {e["level_seed"] for e in episodes if e["part"] == "test"}
+    assert train_levels == {0, 1, 2, 3}
+    assert test_levels and all(level in split.test for level in test_levels)
+    curve_steps = {p["step"] for p in store.curves(info["run_id"])}
+    assert curve_steps == {512, 1024}
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        run_experiment(_config(tmp_path), quiet=True)
+
+
+def test_evaluate_is_reproducible_and_workers_agree(tmp_path):
+    run_dir = run_experiment(_config(tmp_path), quiet=True)
+    split = Split.load(run_dir / "split.json")
+    one = evaluate(run_dir / "agent", ENV_ID, split, "test", num_episodes=8, num_envs=3, seed=5)
+    again = evaluate(run_dir / "agent", ENV_ID, split, "test", num_episodes=8, num_envs=3, seed=5)
+    two = evaluate(
+        run_dir / "agent", ENV_ID, split, "test", num_episodes=8, num_envs=3, num_workers=2, seed=5
+    )
+    assert one == again
+    assert [r.level_seed for r in one] == [r.level_seed for r in two]
+    assert [r.level_seed for r in one] == level_schedule(split, "test", 8)
+    records = evaluate_run(run_dir, part="train", num_episodes=4)
+    assert {r.level_seed for r in records} == {0, 1, 2, 3}
+
+
+def test_report_over_runs(tmp_path):
+    dirs = [run_experiment(_config(tmp_path, seed=s), quiet=True) for s in (0, 1)]
+    report = report_runs(dirs, tmp_path / "report")
+    text = Path(report).read_text()
+    assert "gap" in text.lower()
+    assert list((tmp_path / "report").glob("*.png"))
+
+
+def test_resume_after_kill_continues_from_checkpoint(tmp_path):
+    config = _config(
+        tmp_path, total_timesteps=6000, eval_every=1000, checkpoint_every=500, eval_episodes=1
+    )
+    config_path = tmp_path / "exp.json"
+    config_path.write_text(json.dumps(config.to_dict()))
+    code = (
+        "import json, sys\n"
+        "from gengap.eval.experiment import ExperimentConfig, run_experiment\n"
+        f"config = ExperimentConfig.from_dict(json.load(open({str(config_path)!r})))\n"
+        "run_experiment(config, quiet=True)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    run_dir = tmp_path / config.run_name()
+    checkpoint = run_dir / "checkpoint" / "agent.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if (
+            checkpoint.exists()
+            and json.loads(checkpoint.read_text()).get("num_timesteps", 0) >= 1000
+        ):
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "training finished before it could be killed; raise the budget"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(checkpoint.read_text())["num_timesteps"]
+    assert 1000 <= killed_at < 6000
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+    from gengap.eval.experiment import resume_experiment
+
+    resume_experiment(run_dir, quiet=True)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "done"
+    final = json.loads((run_dir / "agent" / "agent.json").read_text())
+    assert final["num_timesteps"] >= 6000
+    store = ResultsStore(tmp_path / "gengap.sqlite")
+    points = [(p["step"], p["part"], p["metric"]) for p in store.curves(info["run_id"])]
+    assert len(points) == len(set(points)), "resume duplicated curve points"
+    assert {step for step, _, _ in points} == {1000, 2000, 3000, 4000, 5000, 6000}
