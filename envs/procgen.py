@@ -206,16 +206,6 @@ def _resolve_levels(split: Split | dict[str, Any] | None, part: str) -> tuple[Sp
 
 
 def _import_procgen() -> type[ProcgenGym3Env]:
-    """Import procgen2 without the "Gym has been unmaintained" notice that its ``import gym``
-    writes to stderr on first import: gengap never uses old Gym, and the notice would
-    corrupt one-line CLI errors."""
-    import contextlib
-    import io
-    import sys
-
-    if "gym" not in sys.modules:
-        with contextlib.redirect_stderr(io.StringIO()):
-            import gym  # noqa: F401
     from procgen import ProcgenGym3Env
 
     return ProcgenGym3Env

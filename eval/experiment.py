@@ -53,6 +53,10 @@ class ExperimentConfig:
         final_eval_episodes: Episodes per part at the end.
         final_eval_parts: Parts evaluated at the end.
         deterministic_eval: Greedy actions when True; sampled when False.
+        compare_action_modes: Also run the final evaluation with the other action mode
+            (stored under tag ``final-greedy`` or ``final-sampled``): a memoryless greedy
+            policy can loop forever where the sampled one does not, and that looping is
+            easily mistaken for a generalization gap.
         checkpoint_every: Steps between checkpoints (0: at every evaluation).
         out_dir: Where run folders go.
         store: The SQLite results store (default ``<out_dir>/gengap.sqlite``).
@@ -73,6 +77,7 @@ class ExperimentConfig:
     final_eval_episodes: int = 200
     final_eval_parts: tuple[str, ...] = ("train", "test")
     deterministic_eval: bool = True
+    compare_action_modes: bool = False
     checkpoint_every: int = 0
     out_dir: str = "runs"
     store: str | None = None
@@ -359,21 +364,28 @@ def run_experiment(
         writer.close()
         _set_status(run_dir, store, run_id, status)
 
-    for part in config.final_eval_parts:
-        records = evaluate(
-            agent,
-            config.env_id,
-            split,
-            part,
-            num_episodes=config.final_eval_episodes,
-            num_envs=config.num_envs,
-            deterministic=config.deterministic_eval,
-            seed=config.seed,
-            env_kwargs=config.env_kwargs,
-        )
-        store.add_episodes(
-            run_id, _records_to_rows(records), part=part, step=agent.num_timesteps, tag="final"
-        )
+    modes = [("final", config.deterministic_eval)]
+    if config.compare_action_modes:
+        other = not config.deterministic_eval
+        modes.append((f"final-{'greedy' if other else 'sampled'}", other))
+    for tag, deterministic in modes:
+        for part in config.final_eval_parts:
+            if store.episodes(run_id=run_id, part=part, tag=tag):
+                continue  # stored before an interruption (each part is one transaction)
+            records = evaluate(
+                agent,
+                config.env_id,
+                split,
+                part,
+                num_episodes=config.final_eval_episodes,
+                num_envs=config.num_envs,
+                deterministic=deterministic,
+                seed=config.seed,
+                env_kwargs=config.env_kwargs,
+            )
+            store.add_episodes(
+                run_id, _records_to_rows(records), part=part, step=agent.num_timesteps, tag=tag
+            )
     _set_status(run_dir, store, run_id, "done")
     return run_dir
 
@@ -455,8 +467,17 @@ def evaluate_run(
     return records
 
 
-def report_runs(run_dirs: list[str] | list[Path], out_dir: str | Path) -> Path:
-    """Write a Markdown report (with plots) over the runs in ``run_dirs``."""
+def report_runs(
+    run_dirs: list[str] | list[Path], out_dir: str | Path, *, tag: str | None = "final"
+) -> Path:
+    """Write a Markdown report (with plots) over the runs in ``run_dirs``.
+
+    Args:
+        run_dirs: Run folders sharing one results store; seeds of one config are pooled.
+        out_dir: Where ``report.md`` and the plots go.
+        tag: Which evaluation to report (``final``: the end-of-training one with the
+            run's own action mode; ``None``: each run's latest evaluation).
+    """
     from gengap.eval.report import write_report
 
     if not run_dirs:
@@ -476,4 +497,4 @@ def report_runs(run_dirs: list[str] | list[Path], out_dir: str | Path) -> Path:
         score = "success"
     else:
         score = "return"
-    return write_report(store, run_ids, Path(out_dir), score=score)
+    return write_report(store, run_ids, Path(out_dir), score=score, tag=tag)

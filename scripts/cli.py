@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a Markdown report with plots")
     report.add_argument("run_dirs", nargs="+")
     report.add_argument("-o", "--out", default="reports/latest")
+    report.add_argument(
+        "--tag",
+        default="final",
+        help="evaluation to report: final (default), final-greedy, final-sampled, "
+        "eval-greedy, eval-sampled, or latest",
+    )
 
     quick = sub.add_parser(
         "quickstart", help="the demo: a small held-out-generalization experiment"

@@ -134,7 +134,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from gengap.eval.experiment import report_runs
 
-    path = report_runs(args.run_dirs, args.out)
+    path = report_runs(args.run_dirs, args.out, tag=None if args.tag == "latest" else args.tag)
     print(f"report: {path}")
     return 0
 
