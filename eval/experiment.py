@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gengap.agents import OnlineAgent, agent_config_from_dict, default_agent_config
+from gengap.agents import AgentConfig, OnlineAgent, agent_config_from_dict, default_agent_config
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
 from gengap.envs.configio import config_from_dict
 from gengap.envs.io import atomic_write_text
@@ -102,7 +102,14 @@ class ExperimentConfig:
                 f"num_train_levels must be a positive integer, got {self.num_train_levels!r}"
             )
         self.final_eval_parts = tuple(self.final_eval_parts)
-        self.resolved_split()  # overlapping or malformed splits fail here, not mid-run
+        # Bad splits, algos and agent overrides fail here, before a run folder exists.
+        self.resolved_split()
+        self.agent_config()
+
+    def agent_config(self) -> AgentConfig:
+        """The agent config: the env family's defaults, then ``agent`` overrides, then seed."""
+        family = env_info(self.env_id).family
+        return default_agent_config(self.algo, family, **{**self.agent, "seed": self.seed})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
@@ -248,8 +255,7 @@ def run_experiment(
         run_dir.name if not resume else json.loads((run_dir / "run.json").read_text())["run_id"]
     )
     store = ResultsStore(config.store_path())
-    family = env_info(config.env_id).family
-    agent_config = default_agent_config(config.algo, family, seed=config.seed, **config.agent)
+    agent_config = config.agent_config()
 
     if not resume:
         atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))

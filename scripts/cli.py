@@ -7,6 +7,7 @@ and calls the library. Bad input prints one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,22 @@ def _limit_torch_threads() -> None:
     torch.set_num_threads(int(os.environ.get("GENGAP_TORCH_THREADS", "1")))
 
 
+def _key_value(name: str):  # type: ignore[no-untyped-def]
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true, lists), else text."""
+
+    def parse(text: str) -> tuple[str, object]:
+        key, sep, raw = text.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"{name} must look like KEY=VALUE, got {text!r}")
+        try:
+            value: object = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        return key, value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gengap", description="Measure how RL agents generalize to held-out levels."
@@ -88,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-envs", type=_positive_int("--num-envs"))
     train.add_argument("--out", dest="out_dir")
     train.add_argument("--name")
+    train.add_argument(
+        "--agent",
+        metavar="KEY=VALUE",
+        action="append",
+        type=_key_value("--agent"),
+        default=[],
+        help="override an agent hyperparameter, e.g. --agent learning_rate=3e-4 (repeatable)",
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
 
     ev = sub.add_parser("eval", help="evaluate a trained run on a part of its split")

@@ -93,6 +93,8 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
         value = getattr(args, key)
         if value is not None:
             data[key] = value
+    if args.agent:
+        data["agent"] = {**data.get("agent", {}), **dict(args.agent)}
     if "env_id" not in data:
         raise ValueError(
             "train needs an environment: give --env ID or an experiment file with env_id"

@@ -99,3 +99,21 @@ def test_console_script_exit_status():
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "unknown env id 'nope'" in result.stderr
+
+
+def test_agent_overrides_are_validated_before_any_run_folder_exists(capsys, tmp_path):
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--env",
+        "gengap/minigrid-doorkey-5x5-v0",
+        "--agent",
+        "learnin_rate=3e-4",
+        "--out",
+        str(tmp_path / "runs"),
+    )
+    assert code == 2
+    assert "unknown key in ppo config 'learnin_rate'; did you mean 'learning_rate'" in err
+    assert not (tmp_path / "runs").exists()
+    code, _, err = _run(capsys, "train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--agent", "x")
+    assert code == 2 and "--agent must look like KEY=VALUE, got 'x'" in err

@@ -133,3 +133,26 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path):
     points = [(p["step"], p["part"], p["metric"]) for p in store.curves(info["run_id"])]
     assert len(points) == len(set(points)), "resume duplicated curve points"
     assert {step for step, _, _ in points} == {1000, 2000, 3000, 4000, 5000, 6000}
+
+
+def test_native_procgen_evaluation_reports_levels_and_normalized_returns():
+    from gengap.agents import default_agent_config
+    from gengap.envs import make
+    from gengap.envs.procgen import normalized_return
+
+    env_id = "gengap/procgen-bigfish-v0"  # a random policy's episodes end fast here
+    split = Split.levels_split(50, test_start=5000, num_test_levels=100)
+    env = make(env_id)
+    agent = default_agent_config("ppo", "procgen", seed=0).create(
+        env.observation_space, env.action_space
+    )
+    records = evaluate(agent, env_id, split, "test", num_episodes=2, num_envs=2, seed=1)
+    assert len(records) == 2
+    for record in records:
+        assert record.level_seed in split.test
+        assert record.normalized_return == pytest.approx(
+            normalized_return("bigfish", record.episode_return, "easy")
+        )
+        assert isinstance(record.success, bool)
+    again = evaluate(agent, env_id, split, "test", num_episodes=2, num_envs=2, seed=1)
+    assert again == records
