@@ -58,6 +58,12 @@ class ExperimentConfig:
             policy can loop forever where the sampled one does not, and that looping is
             easily mistaken for a generalization gap.
         checkpoint_every: Steps between checkpoints (0: at every evaluation).
+        exclude_leaked_levels: Before training, run the leakage check on the held-out
+            levels that evaluation will use and exclude those whose initial state equals a
+            training level's (the split saved with the run records the exclusions). For
+            an unbounded test part the first ``max(final_eval_episodes, 1000)`` levels
+            are checked; natively vectorized families (Procgen) sample beyond them, so
+            give such runs a bounded test part for exact exclusion.
         out_dir: Where run folders go.
         store: The SQLite results store (default ``<out_dir>/gengap.sqlite``).
         name: Run folder name (default built from env, algo, levels and seed).
@@ -79,6 +85,7 @@ class ExperimentConfig:
     deterministic_eval: bool = True
     compare_action_modes: bool = False
     checkpoint_every: int = 0
+    exclude_leaked_levels: bool = False
     out_dir: str = "runs"
     store: str | None = None
     name: str | None = None
@@ -258,6 +265,9 @@ def run_experiment(
     agent_config = config.agent_config()
 
     if not resume:
+        leakage = None
+        if config.exclude_leaked_levels:
+            split, leakage = _exclude_leaked(config, split)
         atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
         atomic_write_text(
             run_dir / "agent_config.json", json.dumps(agent_config.to_dict(), indent=2)
@@ -271,6 +281,7 @@ def run_experiment(
             "created": time.time(),
             "versions": versions,
             "git_revision": git_rev,
+            "leakage": leakage,
         }
         atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
         store.add_run(
@@ -287,6 +298,7 @@ def run_experiment(
             status="running",
         )
     else:
+        split = Split.load(run_dir / "split.json")  # exactly as used, exclusions included
         agent_config = agent_config_from_dict(
             json.loads((run_dir / "agent_config.json").read_text())
         )
@@ -394,6 +406,30 @@ def run_experiment(
             )
     _set_status(run_dir, store, run_id, "done")
     return run_dir
+
+
+def _exclude_leaked(config: ExperimentConfig, split: Split) -> tuple[Split, dict[str, Any]]:
+    """The split without held-out levels that duplicate a training level, and a summary."""
+    from gengap.envs.leakage import check_leakage, format_report
+
+    test = split.test
+    num_test_levels = (
+        min(len(test), 100_000) if test.bounded else max(config.final_eval_episodes, 1000)
+    )
+    report = check_leakage(
+        config.env_id,
+        split,
+        num_train_levels=None if split.train.bounded else 100_000,
+        num_test_levels=num_test_levels,
+        **config.env_kwargs,
+    )
+    summary = {
+        "test_levels_checked": report.test_levels_checked,
+        "duplicated": len(report.duplicates),
+        "fraction": report.fraction,
+        "text": format_report(report),
+    }
+    return report.excluded_split(), summary
 
 
 def _set_status(run_dir: Path, store: ResultsStore, run_id: str, status: str) -> None:

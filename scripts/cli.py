@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="override an agent hyperparameter, e.g. --agent learning_rate=3e-4 (repeatable)",
     )
+    train.add_argument(
+        "--exclude-leaked",
+        dest="exclude_leaked_levels",
+        action="store_const",
+        const=True,
+        help="drop held-out levels that duplicate a training level (leakage check) first",
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
 
     ev = sub.add_parser("eval", help="evaluate a trained run on a part of its split")

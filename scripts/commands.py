@@ -89,6 +89,7 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
         "num_envs",
         "out_dir",
         "name",
+        "exclude_leaked_levels",
     ):
         value = getattr(args, key)
         if value is not None:

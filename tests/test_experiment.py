@@ -156,3 +156,26 @@ def test_native_procgen_evaluation_reports_levels_and_normalized_returns():
         assert isinstance(record.success, bool)
     again = evaluate(agent, env_id, split, "test", num_episodes=2, num_envs=2, seed=1)
     assert again == records
+
+
+def test_leaked_held_out_levels_are_excluded_and_recorded(tmp_path):
+    # DoorKey-5x5 has few distinct layouts: many "held-out" seeds copy a training level.
+    config = _config(
+        tmp_path,
+        total_timesteps=256,
+        num_train_levels=50,
+        exclude_leaked_levels=True,
+        final_eval_parts=("test",),
+        final_eval_episodes=20,
+    )
+    run_dir = run_experiment(config, quiet=True)
+    leakage = json.loads((run_dir / "run.json").read_text())["leakage"]
+    split = Split.load(run_dir / "split.json")
+    assert leakage["duplicated"] == len(split.test.exclude) > 0
+    from gengap.envs.leakage import check_leakage
+
+    check = check_leakage(ENV_ID, config.resolved_split(), num_test_levels=1000)
+    assert set(check.duplicated_levels) == set(split.test.exclude)
+    store = ResultsStore(tmp_path / "gengap.sqlite")
+    tested = [e["level_seed"] for e in store.episodes(part="test", tag="final")]
+    assert len(tested) == 20 and not set(tested) & split.test.exclude
