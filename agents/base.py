@@ -210,7 +210,19 @@ DEFAULT_AGENT_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     ("sac", "mujoco"): {"learning_starts": 10_000},  # rl-zoo HalfCheetah etc.
     ("sac", "metaworld"): {"learning_starts": 10_000, "net_arch": [400, 400, 400]},
 }
-DEFAULT_AGENT_CONFIGS[("ppo", "babyai")] = DEFAULT_AGENT_CONFIGS[("ppo", "minigrid")]
+# BabyAI ids may observe entity dicts (gengap.envs.entities): pick the extractor from the space
+# (the MiniGrid CNN for the symbolic image, SB3's combined extractor for Dict observations).
+DEFAULT_AGENT_CONFIGS[("ppo", "babyai")] = {
+    **DEFAULT_AGENT_CONFIGS[("ppo", "minigrid")], "features_extractor": "auto",
+}
+# Shapes world (Dict observations: slots or 64x64 pixels, plus the goal): SB3's combined
+# extractor (NatureCNN on pixels, flatten on slots), RL-Zoo-style PPO for short episodes.
+DEFAULT_AGENT_CONFIGS[("ppo", "shapes")] = {
+    "learning_rate": 3e-4, "lr_schedule": "constant", "n_steps": 128, "batch_size": 256,
+    "n_epochs": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.01,
+    "vf_coef": 0.5, "max_grad_norm": 0.5, "features_extractor": "combined",
+    "net_arch": [128, 128], "activation": "relu",
+}
 DEFAULT_AGENT_CONFIGS[("dqn", "babyai")] = DEFAULT_AGENT_CONFIGS[("dqn", "minigrid")]
 
 

@@ -8,6 +8,8 @@ from gengap.envs._quiet import import_gym_quietly
 
 import_gym_quietly()
 
+from gengap.envs import babyai as _babyai  # noqa: E402, F401
+from gengap.envs import entities as _entities  # noqa: E402, F401
 from gengap.envs import minigrid as _minigrid  # noqa: E402, F401
 from gengap.envs import procgen as _procgen  # noqa: E402, F401
 from gengap.envs import shapes as _shapes  # noqa: E402, F401

@@ -66,7 +66,9 @@ class ExperimentConfig:
             give such runs a bounded test part for exact exclusion.
         out_dir: Where run folders go.
         store: The SQLite results store (default ``<out_dir>/gengap.sqlite``).
-        name: Run folder name (default built from env, algo, levels and seed).
+        name: Run folder name (default ``<label>-s<seed>``).
+        label: The configuration's name; reports pool the seeds of one label (default
+            built from env, algo and number of training levels).
     """
 
     env_id: str
@@ -89,6 +91,7 @@ class ExperimentConfig:
     out_dir: str = "runs"
     store: str | None = None
     name: str | None = None
+    label: str | None = None
 
     def __post_init__(self) -> None:
         env_info(self.env_id)  # unknown ids raise with close matches
@@ -154,12 +157,16 @@ class ExperimentConfig:
             name=f"{default.name.rsplit('-', 1)[0]}-{self.num_train_levels}",
         )
 
-    def run_name(self) -> str:
-        if self.name:
-            return self.name
+    def group_label(self) -> str:
+        """What reports group seeds by: ``label``, else env, algo and training levels."""
+        if self.label:
+            return self.label
         short = self.env_id.split("/", 1)[1].removesuffix("-v0")
-        levels = len(self.resolved_split().train) if self.resolved_split().train.bounded else "inf"
-        return f"{short}-{self.algo}-L{levels}-s{self.seed}"
+        train = self.resolved_split().train
+        return f"{short}-{self.algo}-L{len(train) if train.bounded else 'inf'}"
+
+    def run_name(self) -> str:
+        return self.name or f"{self.group_label()}-s{self.seed}"
 
     def store_path(self) -> Path:
         return Path(self.store) if self.store else Path(self.out_dir) / "gengap.sqlite"
@@ -296,6 +303,7 @@ def run_experiment(
             git_rev=git_rev,
             run_dir=str(run_dir),
             status="running",
+            label=config.group_label(),
         )
     else:
         split = Split.load(run_dir / "split.json")  # exactly as used, exclusions included
@@ -455,6 +463,21 @@ def resume_experiment(run_dir: str | Path, *, quiet: bool = False) -> Path:
         )
     config = ExperimentConfig.from_dict(json.loads(config_path.read_text()))
     return run_experiment(config, run_dir=run_dir, resume=True, quiet=quiet)
+
+
+def run_or_resume(config: ExperimentConfig, *, quiet: bool = True) -> Path:
+    """Run ``config``; a finished run folder is reused and an unfinished one resumed.
+
+    This is what makes a sweep or study restartable: run it again after an interruption
+    and only the missing work is done.
+    """
+    run_dir = Path(config.out_dir) / config.run_name()
+    run_json = run_dir / "run.json"
+    if not run_json.is_file():
+        return run_experiment(config, run_dir=run_dir, quiet=quiet)
+    if json.loads(run_json.read_text())["status"] == "done":
+        return run_dir
+    return resume_experiment(run_dir, quiet=quiet)
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Split, dict[str, Any]]:

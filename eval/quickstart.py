@@ -17,7 +17,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from gengap.eval.experiment import ExperimentConfig, report_runs, resume_experiment, run_experiment
+from gengap.eval.experiment import ExperimentConfig, report_runs, run_or_resume
 
 QUICKSTART_ENV = "gengap/minigrid-multiroom-n2-s4-v0"
 QUICKSTART_STEPS = 150_000
@@ -54,18 +54,7 @@ def _run_one(config_dict: dict[str, Any]) -> str:
     import torch
 
     torch.set_num_threads(1)  # one core per worker process
-    config = ExperimentConfig.from_dict(config_dict)
-    run_dir = Path(config.out_dir) / config.run_name()
-    status = (
-        json.loads((run_dir / "run.json").read_text())["status"]
-        if (run_dir / "run.json").exists()
-        else None
-    )
-    if status == "done":
-        return str(run_dir)
-    if status is not None:
-        return str(resume_experiment(run_dir, quiet=True))
-    return str(run_experiment(config, quiet=True))
+    return str(run_or_resume(ExperimentConfig.from_dict(config_dict)))
 
 
 def run_quickstart(

@@ -32,7 +32,14 @@ from gengap.eval.store import PARTS, ResultsStore
 __all__ = ["GroupSummary", "summarize_group", "write_report"]
 
 _SCORES: tuple[str, ...] = ("return", "normalized_return", "success")
-_PART_COLORS = {"train": "tab:blue", "validation": "tab:orange", "test": "tab:red"}
+_PART_COLORS = {
+    "train": "tab:blue",
+    "validation": "tab:orange",
+    "test": "tab:red",
+    # held-out combination parts (gengap.envs.combinations), shown after the IID test part
+    "combinatorial": "tab:purple",
+    "extrapolation": "tab:brown",
+}
 _REPORT_METRICS: tuple[str, ...] = ("iqm", "mean")
 
 

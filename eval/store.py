@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gengap.envs.splits import PARTS as SPLIT_PARTS
+
 __all__ = [
     "MIGRATIONS",
     "PARTS",
@@ -40,7 +42,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-PARTS: tuple[str, ...] = ("train", "validation", "test")
+# The parts a split can have (level parts and held-out combination parts): one list, in envs.
+PARTS: tuple[str, ...] = SPLIT_PARTS
 RUN_STATUSES: tuple[str, ...] = ("created", "running", "trained", "done", "failed", "interrupted")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 

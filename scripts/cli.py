@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--out", default="runs/quickstart")
     quick.add_argument("--workers", type=_positive_int("--workers"), default=2)
 
+    study = sub.add_parser("study", help="run a study: arms x seeds, compared on held-out parts")
+    study.add_argument("study_file", help="study TOML file (see studies/)")
+    study.add_argument("--workers", type=_positive_int("--workers"), default=None)
+    study.add_argument("--out", default=None, help="study folder (default: the file's out_dir)")
+
     bench = sub.add_parser("bench", help="speed benchmarks (ratios measured in one run)")
     bench.add_argument("what", choices=["envs", "train", "shapes"])
     return parser

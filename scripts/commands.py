@@ -156,6 +156,21 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from gengap.eval.study import load_study, run_study
+
+    study = load_study(args.study_file)  # bad files fail here, before any training
+    console.print(
+        f"study {study.name}: {len(study.arms)} arms x {len(study.seeds)} seeds on "
+        f"{study.env_id}, {study.total_timesteps:,} steps each"
+    )
+    with console.status("training and evaluating..."):
+        result = run_study(study, workers=args.workers, out_dir=args.out)
+    console.print(result.markdown())
+    console.print(f"results: {result.config.study_dir() / 'results.md'}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import importlib.util
 

@@ -117,3 +117,16 @@ def test_agent_overrides_are_validated_before_any_run_folder_exists(capsys, tmp_
     assert not (tmp_path / "runs").exists()
     code, _, err = _run(capsys, "train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--agent", "x")
     assert code == 2 and "--agent must look like KEY=VALUE, got 'x'" in err
+
+
+def test_study_file_errors(capsys, tmp_path):
+    code, _, err = _run(capsys, "study", str(tmp_path / "none.toml"))
+    assert code == 2 and "study file" in err and "does not exist" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'name = "s"\nenv_id = "gengap/shapes-objectgoal-v0"\nseeds = [0]\n'
+        '[[arms]]\nname = "slots"\n[[evaluations]]\nname = "x"\npart = "combinatoral"\n'
+    )
+    code, _, err = _run(capsys, "study", str(bad))
+    assert code == 2
+    assert "evaluation 'x': unknown split part 'combinatoral'; did you mean 'combinatorial'" in err
