@@ -25,6 +25,7 @@ from gengap.eval.metrics import (
     ScoreTable,
     aggregate,
     generalization_gap,
+    probability_of_improvement,
     score_table,
 )
 from gengap.eval.store import PARTS, ResultsStore
@@ -345,6 +346,47 @@ def _group_markdown(
     return lines
 
 
+def _improvement_markdown(
+    summaries: Sequence[GroupSummary], *, reps: int, confidence: float, seed: int
+) -> list[str]:
+    """Pairwise probability of improvement on the held-out levels both groups played."""
+    tables = [
+        (s.name, s.tables[s.held_out_part])
+        for s in summaries
+        if s.held_out_part is not None and s.held_out_part in s.tables
+    ]
+    tables = [(name, t) for name, t in tables if t.column_kind == "level_seed"]
+    if len(tables) < 2:
+        return []
+    lines = [
+        "## Probability of improvement on held-out levels",
+        "",
+        "P(X > Y): the chance that X scores higher than Y on a held-out level, averaged over "
+        f"the levels both played (rliable), with {confidence:.0%} stratified-bootstrap CIs; "
+        "0.5 means no difference.",
+        "",
+        "| X | Y | P(X > Y) | common levels |",
+        "|---|---|---|---|",
+    ]
+    for i, (name_x, table_x) in enumerate(tables):
+        for name_y, table_y in tables[i + 1 :]:
+            common = sorted(set(table_x.columns) & set(table_y.columns))
+            if not common:
+                lines.append(f"| {name_x} | {name_y} | no common levels | 0 |")
+                continue
+            pick_x = [table_x.columns.index(c) for c in common]
+            pick_y = [table_y.columns.index(c) for c in common]
+            interval = probability_of_improvement(
+                table_x.matrix[:, pick_x],
+                table_y.matrix[:, pick_y],
+                reps=reps,
+                seed=seed,
+                confidence=confidence,
+            )
+            lines.append(f"| {name_x} | {name_y} | {interval.format()} | {len(common)} |")
+    return [*lines, ""]
+
+
 def write_report(
     store: ResultsStore,
     run_ids: Sequence[str],
@@ -433,6 +475,7 @@ def write_report(
                 "held_out_part": summary.held_out_part,
             }
         )
+    lines += _improvement_markdown(summaries, reps=reps, confidence=confidence, seed=seed)
     atomic_write_text(out / "summary.json", json.dumps(json_summary, indent=2))
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines).rstrip() + "\n")

@@ -122,3 +122,38 @@ def test_report_trims_long_level_tables_and_validates(tmp_path: Path) -> None:
         write_report(store, [], tmp_path / "bad")
     with pytest.raises(KeyError, match="unknown run_id"):
         write_report(store, ["nope"], tmp_path / "bad")
+
+
+def test_report_compares_groups_by_probability_of_improvement(tmp_path: Path) -> None:
+    store, run_ids = _build_store(tmp_path / "gengap.sqlite")
+    # a second configuration on the same held-out levels that always succeeds
+    better = "ppo-doorkey-1000-s0"
+    store.add_run(
+        better,
+        kind="online",
+        env_id="gengap/minigrid-doorkey-5x5-v0",
+        algo="ppo",
+        seed=0,
+        config={"label": "1000-levels"},
+    )
+    store.add_episodes(
+        better,
+        [{"level_seed": lv, "return": 0.9, "length": 20, "success": True} for lv in TEST_LEVELS],
+        part="test",
+        step=4000,
+        tag="final",
+    )
+    text = write_report(
+        store, [*run_ids, better], tmp_path / "report", score="success", reps=REPS, tag="final"
+    ).read_text()
+    assert "## Probability of improvement on held-out levels" in text
+    worse_table = metrics.score_table(
+        [e for r in run_ids for e in store.episodes(run_id=r, part="test")], score="success"
+    )
+    better_table = metrics.score_table(store.episodes(run_id=better), score="success")
+    expected = metrics.probability_of_improvement(
+        worse_table.matrix, better_table.matrix, reps=REPS, seed=0
+    )
+    assert expected.point < 0.5
+    row = next(line for line in text.splitlines() if "[1000-levels]" in line and "| 30 |" in line)
+    assert expected.format() in row
