@@ -201,8 +201,7 @@ class CombinationAxis:
     def training_values(self) -> dict[str, frozenset[FactorValue]]:
         """Per factor, the values that occur in some training combination."""
         return {
-            name: frozenset(combo[i] for combo in self.train)
-            for i, name in enumerate(self.factors)
+            name: frozenset(combo[i] for combo in self.train) for i, name in enumerate(self.factors)
         }
 
     def sorted(self, combos: Iterable[Combination]) -> list[Combination]:

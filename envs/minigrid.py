@@ -23,7 +23,7 @@ from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
 from gengap.envs.registry import register_env, unknown_name_message
-from gengap.envs.splits import Split
+from gengap.envs.splits import Split, level_for_reset
 
 OBS_MODES = ("image", "full", "rgb", "vector")
 # Largest value of any channel of minigrid's symbolic encoding is OBJECT_TO_IDX["agent"] == 10.
@@ -212,9 +212,9 @@ class MiniGridEnv(gymnasium.Env[np.ndarray, np.int64]):
             TypeError: If the level is not an integer.
         """
         super().reset(seed=seed)
-        level = self._chosen_level(options)
-        if level is None:
-            level = self._levels.sample(self.np_random)
+        level = level_for_reset(
+            options, self._levels, self.np_random, part=self.part, split_name=self.split.name
+        )
         self._level_seed = level
         self._fingerprint = None
         obs_dict = self._reset_inner(self._inner, level)
@@ -222,27 +222,6 @@ class MiniGridEnv(gymnasium.Env[np.ndarray, np.int64]):
             self._visits = {self._state_key(): 1}
         info = {"level_seed": level, "mission": self._inner.mission}
         return self._observation(obs_dict["image"]), info
-
-    def _chosen_level(self, options: dict[str, Any] | None) -> int | None:
-        if not options:
-            return None
-        unknown = set(options) - {"level"}
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected 'level'")
-        level = options.get("level")
-        if level is None:
-            return None
-        if isinstance(level, bool) or not isinstance(level, int | np.integer):
-            raise TypeError(
-                f"options['level'] must be an integer level seed, got {level!r} "
-                f"({type(level).__name__})"
-            )
-        if level not in self._levels:
-            raise ValueError(
-                f"level {int(level)} is not in the {self.part} levels of split "
-                f"{self.split.name!r} ({self._levels.describe()})"
-            )
-        return int(level)
 
     def _reset_inner(self, inner: _MiniGridBase, level: int) -> dict[str, Any]:
         if self._quiet_reset:

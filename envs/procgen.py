@@ -25,7 +25,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gengap.envs.registry import register_env, unknown_name_message
-from gengap.envs.splits import PARTS, LevelSet, Split
+from gengap.envs.splits import PARTS, LevelSet, Split, level_for_reset
 
 if TYPE_CHECKING:
     from procgen import ProcgenGym3Env
@@ -559,20 +559,9 @@ class ProcgenEnv(gymnasium.Env[np.ndarray, np.int64]):
             ValueError: For unknown options or a level outside the part's set.
         """
         super().reset(seed=seed)
-        options = dict(options or {})
-        level = options.pop("level", None)
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; expected 'level'")
-        if level is None:
-            level = self.levels.sample(self.np_random)
-        elif isinstance(level, bool) or not isinstance(level, int | np.integer):
-            raise TypeError(f"options['level'] must be an int, got {level!r}")
-        elif level not in self.levels:
-            raise ValueError(
-                f"options['level']={level} is not in the {self.part!r} levels of split "
-                f"{self.split.name!r} ({self.levels.describe()})"
-            )
-        self._level = int(level)
+        self._level = level_for_reset(
+            options, self.levels, self.np_random, part=self.part, split_name=self.split.name
+        )
         self._rand_seed = int(self.np_random.integers(0, _MAX_RAND_SEED))
         self._build()
         assert self._gym3 is not None

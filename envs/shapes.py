@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 from gengap.envs.combinations import extrapolation_split
 from gengap.envs.registry import register_env, unknown_name_message
-from gengap.envs.splits import PARTS, Split
+from gengap.envs.splits import PARTS, Split, level_for_reset
 
 # Colour palette (name -> RGB). None is white or grey: those are the agent and the target.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -560,9 +560,9 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
             TypeError: If the level is not an integer.
         """
         super().reset(seed=seed)
-        level = self._chosen_level(options)
-        if level is None:
-            level = self._levels.sample(self.np_random)
+        level = level_for_reset(
+            options, self._levels, self.np_random, part=self.part, split_name=self.split.name
+        )
         self._level_seed = level
         self._steps = 0
         self._generate(level)
@@ -574,27 +574,6 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
             "goal_combination": objects[self._goal_index],
         }
         return self._observation(), info
-
-    def _chosen_level(self, options: dict[str, Any] | None) -> int | None:
-        if not options:
-            return None
-        unknown = set(options) - {"level"}
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected 'level'")
-        level = options.get("level")
-        if level is None:
-            return None
-        if isinstance(level, bool) or not isinstance(level, int | np.integer):
-            raise TypeError(
-                f"options['level'] must be an integer level seed, got {level!r} "
-                f"({type(level).__name__})"
-            )
-        if level not in self._levels:
-            raise ValueError(
-                f"level {int(level)} is not in the {self.part} levels of split "
-                f"{self.split.name!r} ({self._levels.describe()})"
-            )
-        return int(level)
 
     def _velocity(self, action: Any) -> np.ndarray:
         if self.action_type == "discrete":
@@ -624,9 +603,7 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
         success = terminated = False
         if self.task == "interaction":
             goal_pos = self._pos[self._goal_index]
-            success = terminated = bool(
-                np.hypot(*(goal_pos - self._target)) <= SUCCESS_DISTANCE
-            )
+            success = terminated = bool(np.hypot(*(goal_pos - self._target)) <= SUCCESS_DISTANCE)
         else:
             offsets = self._pos - moved
             touching = np.hypot(offsets[:, 0], offsets[:, 1]) < self._radius + self._agent_radius

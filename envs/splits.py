@@ -415,3 +415,39 @@ def _combinations_from_dict(data: Any) -> CombinationAxis | None:
     from gengap.envs.combinations import CombinationAxis
 
     return CombinationAxis.from_dict(data)
+
+
+def level_for_reset(
+    options: Mapping[str, Any] | None,
+    levels: LevelSet,
+    rng: np.random.Generator,
+    *,
+    part: str,
+    split_name: str,
+) -> int:
+    """The level of a new episode: ``options["level"]`` when given, else a draw from ``levels``.
+
+    Every gengap env resets through this, so ``reset(options={"level": n})`` means the same
+    thing, and fails the same way, in every family.
+
+    Raises:
+        ValueError: For an unknown option, or a level outside ``levels``.
+        TypeError: For a level that is not an integer.
+    """
+    options = dict(options or {})
+    level = options.pop("level", None)
+    if options:
+        raise ValueError(f"unknown reset option(s) {sorted(options)}; expected 'level'")
+    if level is None:
+        return levels.sample(rng)
+    if isinstance(level, bool) or not isinstance(level, int | np.integer):
+        raise TypeError(
+            f"options['level'] must be an integer level seed, got {level!r} "
+            f"({type(level).__name__})"
+        )
+    if level not in levels:
+        raise ValueError(
+            f"level {int(level)} is not in the {part} levels of split {split_name!r} "
+            f"({levels.describe()})"
+        )
+    return int(level)
