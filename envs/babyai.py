@@ -186,14 +186,7 @@ class CompositionalBabyAIEnv(EntityMiniGridEnv):
     ) -> None:
         if not isinstance(task, str) or not task.startswith("BabyAI-"):
             raise ValueError(f"task must be a BabyAI-* id, got {task!r}")
-        if split is None:
-            resolved = mixed_split(task)
-        elif isinstance(split, dict):
-            resolved = Split.from_dict(split)
-        elif isinstance(split, Split):
-            resolved = split
-        else:
-            raise TypeError(f"split must be a Split, a dict or None, got {type(split).__name__}")
+        resolved = mixed_split(task) if split is None else Split.coerce(split)
         if not isinstance(held_out_distractors, bool):
             raise TypeError(f"held_out_distractors must be a bool, got {held_out_distractors!r}")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:

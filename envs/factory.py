@@ -13,13 +13,7 @@ from gengap.envs.splits import PARTS, Split
 
 def resolve_split(env_id: str, split: Split | dict[str, Any] | None) -> Split:
     """``split`` as a :class:`Split`; ``None`` gives the env's default split."""
-    if split is None:
-        return env_info(env_id).default_split
-    if isinstance(split, Split):
-        return split
-    if isinstance(split, dict):
-        return Split.from_dict(split)
-    raise TypeError(f"split must be a Split, a dict or None, got {type(split).__name__}")
+    return Split.coerce(split, env_info(env_id).default_split)
 
 
 @overload

@@ -126,14 +126,7 @@ class MiniGridEnv(gymnasium.Env[np.ndarray, np.int64]):
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if split is None:
-            resolved = DEFAULT_SPLIT
-        elif isinstance(split, dict):
-            resolved = Split.from_dict(split)
-        elif isinstance(split, Split):
-            resolved = split
-        else:
-            raise TypeError(f"split must be a Split, a dict or None, got {type(split).__name__}")
+        resolved = Split.coerce(split, DEFAULT_SPLIT)
         self.split = resolved
         self.part = part
         self._levels = resolved.levels(part)  # raises for an unknown or missing part

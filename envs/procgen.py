@@ -192,14 +192,7 @@ def _check_threads(num_threads: int) -> int:
 
 
 def _resolve_levels(split: Split | dict[str, Any] | None, part: str) -> tuple[Split, LevelSet]:
-    if split is None:
-        resolved = DEFAULT_SPLIT
-    elif isinstance(split, Split):
-        resolved = split
-    elif isinstance(split, dict):
-        resolved = Split.from_dict(split)
-    else:
-        raise TypeError(f"split must be a Split, a dict or None, got {type(split).__name__}")
+    resolved = Split.coerce(split, DEFAULT_SPLIT)
     if part not in PARTS:
         raise ValueError(unknown_name_message("split part", part, PARTS))
     return resolved, resolved.levels(part)

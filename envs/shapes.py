@@ -262,14 +262,7 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
                 raise ValueError(f"{name} must be a positive integer, got {limit!r}")
         if isinstance(distance_shaping, bool) or not isinstance(distance_shaping, float | int):
             raise TypeError(f"distance_shaping must be a number, got {distance_shaping!r}")
-        if split is None:
-            resolved = DEFAULT_SPLIT
-        elif isinstance(split, dict):
-            resolved = Split.from_dict(split)
-        elif isinstance(split, Split):
-            resolved = split
-        else:
-            raise TypeError(f"split must be a Split, a dict or None, got {type(split).__name__}")
+        resolved = Split.coerce(split, DEFAULT_SPLIT)
         self.split: Split = resolved
         self.part = part
         self._levels = resolved.levels(part)  # raises for a part the split lacks

@@ -349,6 +349,22 @@ class Split:
         return data
 
     @classmethod
+    def coerce(cls, value: Split | Mapping[str, Any] | None, default: Split | None = None) -> Split:
+        """``value`` as a Split: a Split as is, a mapping through :meth:`from_dict`, ``None``
+        as ``default``. Env constructors take all three (specs carry splits as dicts).
+
+        Raises:
+            TypeError: For any other type, or ``None`` without a default.
+        """
+        if value is None and default is not None:
+            return default
+        if isinstance(value, Split):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        raise TypeError(f"split must be a Split, a dict or None, got {type(value).__name__}")
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Split:
         if isinstance(data, Split):
             return data
