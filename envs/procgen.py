@@ -227,7 +227,31 @@ def _make_gym3(
     )
 
 
-class ProcgenVecEnv(VectorEnv):
+class _PicklesNativeState:
+    """Pickling for classes holding a native gym3 env in ``_gym3``: the C++ state travels
+    through Procgen's own ``get_state``/``set_state``, so an unpickled env continues the
+    same episodes exactly."""
+
+    _gym3: Any
+
+    def _build(self, states: list[bytes] | None = None) -> None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        gym3_env = state.pop("_gym3")
+        state["_gym3_states"] = gym3_env.get_state() if gym3_env is not None else None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        states = state.pop("_gym3_states")
+        self.__dict__.update(state)
+        self._gym3 = None
+        if states is not None:
+            self._build(states)
+
+
+class ProcgenVecEnv(_PicklesNativeState, VectorEnv):
     """``num_envs`` copies of one Procgen game, stepped natively in C++.
 
     ## Description
@@ -440,19 +464,6 @@ class ProcgenVecEnv(VectorEnv):
             self._gym3.close()
             self._gym3 = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        gym3_env = state.pop("_gym3")
-        state["_gym3_states"] = gym3_env.get_state() if gym3_env is not None else None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        states = state.pop("_gym3_states")
-        self.__dict__.update(state)
-        self._gym3 = None
-        if states is not None:
-            self._build(states)
-
     def __repr__(self) -> str:
         return (
             f"ProcgenVecEnv({self.game}, num_envs={self.num_envs}, part={self.part!r}, "
@@ -460,7 +471,7 @@ class ProcgenVecEnv(VectorEnv):
         )
 
 
-class ProcgenEnv(gymnasium.Env[np.ndarray, np.int64]):
+class ProcgenEnv(_PicklesNativeState, gymnasium.Env[np.ndarray, np.int64]):
     """One Procgen game as a single Gymnasium env, one level per episode.
 
     ## Description
@@ -630,19 +641,6 @@ class ProcgenEnv(gymnasium.Env[np.ndarray, np.int64]):
         if self._gym3 is not None:
             self._gym3.close()
             self._gym3 = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        gym3_env = state.pop("_gym3")
-        state["_gym3_states"] = gym3_env.get_state() if gym3_env is not None else None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        states = state.pop("_gym3_states")
-        self.__dict__.update(state)
-        self._gym3 = None
-        if states is not None:
-            self._build(states)
 
 
 _registered = False
