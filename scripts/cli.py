@@ -163,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         _limit_torch_threads()
+        import gengap.envs  # noqa: F401  (first, so old Gym's import notice stays quiet)
         from gengap.scripts import commands
 
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
