@@ -470,11 +470,23 @@ def run_or_resume(config: ExperimentConfig, *, quiet: bool = True) -> Path:
 
     This is what makes a sweep or study restartable: run it again after an interruption
     and only the missing work is done.
+
+    Raises:
+        FileExistsError: If the run folder holds a run of a different config (reusing it
+            would report numbers that the requested config never produced).
     """
     run_dir = Path(config.out_dir) / config.run_name()
     run_json = run_dir / "run.json"
     if not run_json.is_file():
         return run_experiment(config, run_dir=run_dir, quiet=quiet)
+    saved = json.loads((run_dir / "config.json").read_text())
+    wanted = json.loads(json.dumps(config.to_dict()))  # the form config.json was written in
+    changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+    if changed:
+        raise FileExistsError(
+            f"run folder {str(run_dir)!r} holds a run of a different config (differs in "
+            f"{', '.join(changed)}); give this config another out_dir or name"
+        )
     if json.loads(run_json.read_text())["status"] == "done":
         return run_dir
     return resume_experiment(run_dir, quiet=quiet)

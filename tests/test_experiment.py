@@ -179,3 +179,15 @@ def test_leaked_held_out_levels_are_excluded_and_recorded(tmp_path):
     store = ResultsStore(tmp_path / "gengap.sqlite")
     tested = [e["level_seed"] for e in store.episodes(part="test", tag="final")]
     assert len(tested) == 20 and not set(tested) & split.test.exclude
+
+
+def test_run_or_resume_reuses_only_the_same_config(tmp_path):
+    from gengap.eval.experiment import run_or_resume
+
+    config = _config(tmp_path, total_timesteps=256, eval_every=256)
+    run_dir = run_or_resume(config)
+    modified = (run_dir / "run.json").stat().st_mtime_ns
+    assert run_or_resume(config) == run_dir  # finished: reused, not retrained
+    assert (run_dir / "run.json").stat().st_mtime_ns == modified
+    with pytest.raises(FileExistsError, match="differs in total_timesteps"):
+        run_or_resume(_config(tmp_path, total_timesteps=512, eval_every=256))
