@@ -215,12 +215,15 @@ DEFAULT_AGENT_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
 DEFAULT_AGENT_CONFIGS[("ppo", "babyai")] = {
     **DEFAULT_AGENT_CONFIGS[("ppo", "minigrid")], "features_extractor": "auto",
 }
-# Shapes world (Dict observations: slots or 64x64 pixels, plus the goal): SB3's combined
-# extractor (NatureCNN on pixels, flatten on slots), RL-Zoo-style PPO for short episodes.
+# Shapes world (Dict observations: slots or 64x64 pixels, plus the goal). "auto" picks the
+# goal-conditioned slot attention extractor for slots and SB3's combined extractor (NatureCNN
+# + goal) for pixels. Tuned on object_goal slots (studies/README.md): lr 1e-3, 4 epochs of
+# 4 minibatches per 1024-step rollout; at lr 3e-4 even a one-object scene reached only 0.61
+# success after 30k steps (0.96 at 1e-3).
 DEFAULT_AGENT_CONFIGS[("ppo", "shapes")] = {
-    "learning_rate": 3e-4, "lr_schedule": "constant", "n_steps": 128, "batch_size": 256,
-    "n_epochs": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.01,
-    "vf_coef": 0.5, "max_grad_norm": 0.5, "features_extractor": "combined",
+    "learning_rate": 1e-3, "lr_schedule": "constant", "n_steps": 128, "batch_size": 256,
+    "n_epochs": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.003,
+    "vf_coef": 0.5, "max_grad_norm": 0.5, "features_extractor": "auto",
     "net_arch": [128, 128], "activation": "relu",
 }
 DEFAULT_AGENT_CONFIGS[("dqn", "babyai")] = DEFAULT_AGENT_CONFIGS[("dqn", "minigrid")]

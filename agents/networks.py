@@ -7,6 +7,11 @@
 * :class:`MiniGridCNN`: the small CNN for MiniGrid's 7x7 symbolic view (three 2x2
   convolutions with a max-pool after the first, then a 128-unit layer), for float
   channel-first boxes that SB3 neither transposes nor rescales.
+* :class:`SlotAttentionExtractor`: a goal-conditioned, permutation-invariant encoder for
+  object-slot observations (a Dict of ``slots``, ``mask`` and ``goal``), in the spirit of
+  the OCRL benchmark's slot-set policies (Yoon et al. 2023): a shared per-slot MLP
+  (optionally a self-attention layer over the real slots), then masked multi-head
+  attention pooling whose queries are derived from the goal.
 """
 
 from __future__ import annotations
@@ -128,6 +133,104 @@ class MiniGridCNN(BaseFeaturesExtractor):
         return self.head(self.convs(observations))
 
 
+class SlotAttentionExtractor(BaseFeaturesExtractor):
+    """Goal-conditioned attention pooling over a padded set of object slots.
+
+    Every slot row goes through the same MLP; optionally one self-attention layer lets the
+    slots see each other (off by default: it triples the cost and did not speed up
+    learning on the shapes world's object goal task); then
+    ``num_queries`` queries computed from the goal attend over the slots (padding rows,
+    ``mask == 0``, are excluded, and a learned always-present "null" slot lets a query
+    find nothing). The pooled vectors and the goal embedding go through a ReLU layer. The
+    features do not depend on the order of the slots nor on the content of padding rows.
+
+    Args:
+        observation_space: A Dict with ``slots`` ``(N, D)``, ``mask`` ``(N,)`` and ``goal``
+            ``(G,)`` Boxes (the shapes world's slot mode).
+        features_dim: Units of the final ReLU layer.
+        embed_dim: Width of slot and goal embeddings (divisible by ``num_heads``).
+        num_heads: Attention heads.
+        num_queries: Goal-derived pooling queries (e.g. one finds the goal object, one
+            the agent).
+        self_attention: Add a residual self-attention layer over the slots before pooling.
+
+    Raises:
+        ValueError: If the space lacks those keys or shapes, or ``embed_dim`` is not
+            divisible by ``num_heads``.
+    """
+
+    def __init__(
+        self,
+        observation_space: gymnasium.Space[Any],
+        features_dim: int = 128,
+        embed_dim: int = 64,
+        num_heads: int = 4,
+        num_queries: int = 2,
+        self_attention: bool = False,
+    ) -> None:
+        keys = ("slots", "mask", "goal")
+        if not isinstance(observation_space, spaces.Dict) or any(
+            k not in observation_space.spaces for k in keys
+        ):
+            raise ValueError(
+                f"SlotAttentionExtractor needs a Dict space with keys {keys}, "
+                f"got {observation_space}"
+            )
+        slot_shape = observation_space["slots"].shape
+        mask_shape = observation_space["mask"].shape
+        goal_shape = observation_space["goal"].shape
+        if (
+            slot_shape is None
+            or len(slot_shape) != 2
+            or mask_shape != slot_shape[:1]
+            or goal_shape is None
+            or len(goal_shape) != 1
+        ):
+            raise ValueError(
+                "SlotAttentionExtractor needs slots (N, D), mask (N,) and goal (G,), got "
+                f"slots {slot_shape}, mask {mask_shape}, goal {goal_shape}"
+            )
+        if embed_dim % num_heads:
+            raise ValueError(
+                f"embed_dim must be divisible by num_heads={num_heads}, got {embed_dim}"
+            )
+        super().__init__(observation_space, features_dim)
+        self.num_queries = num_queries
+        self.embed_dim = embed_dim
+        self.slot_mlp = nn.Sequential(
+            nn.Linear(slot_shape[1], embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim)
+        )
+        self.goal_mlp = nn.Sequential(nn.Linear(goal_shape[0], embed_dim), nn.ReLU())
+        self.self_attention = (
+            nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)
+            if self_attention
+            else None
+        )
+        self.self_norm = nn.LayerNorm(embed_dim) if self_attention else None
+        self.queries = nn.Linear(embed_dim, num_queries * embed_dim)
+        self.null_slot = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pool = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)
+        self.head = nn.Sequential(nn.Linear((num_queries + 1) * embed_dim, features_dim), nn.ReLU())
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        slots = self.slot_mlp(observations["slots"])
+        padding = observations["mask"] < 0.5
+        batch = slots.shape[0]
+        # The null slot is never padding, so no query row is ever fully masked.
+        null = self.null_slot.expand(batch, 1, self.embed_dim)
+        keys = torch.cat([null, slots], dim=1)
+        key_padding = torch.cat([torch.zeros_like(padding[:, :1]), padding], dim=1)
+        if self.self_attention is not None and self.self_norm is not None:
+            attended, _ = self.self_attention(
+                keys, keys, keys, key_padding_mask=key_padding, need_weights=False
+            )
+            keys = self.self_norm(keys + attended)
+        goal = self.goal_mlp(observations["goal"])
+        queries = self.queries(goal).view(batch, self.num_queries, self.embed_dim)
+        pooled, _ = self.pool(queries, keys, keys, key_padding_mask=key_padding, need_weights=False)
+        return self.head(torch.cat([pooled.flatten(1), goal], dim=1))
+
+
 # name -> (class, whether it takes ``features_dim``)
 FEATURES_EXTRACTORS: dict[str, tuple[type[BaseFeaturesExtractor], bool]] = {
     "impala": (ImpalaCNN, True),
@@ -135,13 +238,17 @@ FEATURES_EXTRACTORS: dict[str, tuple[type[BaseFeaturesExtractor], bool]] = {
     "nature_cnn": (NatureCNN, True),
     "mlp": (FlattenExtractor, False),
     "combined": (CombinedExtractor, False),
+    "slot_attention": (SlotAttentionExtractor, True),
 }
 
 
 def auto_features_extractor(observation_space: gymnasium.Space[Any]) -> str:
-    """The extractor name for a space: Dict -> combined, uint8 image -> impala,
-    other 3-D Box -> minigrid_cnn, anything else -> mlp."""
+    """The extractor name for a space: Dict of ``slots``/``mask``/``goal`` -> slot_attention,
+    other Dict -> combined, uint8 image -> impala, other 3-D Box -> minigrid_cnn,
+    anything else -> mlp."""
     if isinstance(observation_space, spaces.Dict):
+        if {"slots", "mask", "goal"} <= set(observation_space.spaces):
+            return "slot_attention"
         return "combined"
     if isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3:
         if is_image_space(observation_space, check_channels=False):

@@ -35,7 +35,12 @@ from gengap.agents import (
     resolve_device,
 )
 from gengap.agents.checkpoint import atomic_directory, space_from_dict, space_to_dict
-from gengap.agents.networks import ImpalaCNN, MiniGridCNN, auto_features_extractor
+from gengap.agents.networks import (
+    ImpalaCNN,
+    MiniGridCNN,
+    SlotAttentionExtractor,
+    auto_features_extractor,
+)
 
 MINIGRID_ID = "gengap/minigrid-doorkey-5x5-v0"
 PROCGEN_ID = "gengap/procgen-coinrun-v0"
@@ -263,6 +268,37 @@ def test_feature_extractors() -> None:
     with pytest.raises(ValueError, match="3-D"):
         MiniGridCNN(spaces.Box(0, 1, (10,)))
 
+
+
+@pytest.mark.parametrize("self_attention", [False, True])
+def test_slot_attention_extractor_is_a_masked_set_function(self_attention: bool) -> None:
+    space = spaces.Dict(
+        {
+            "slots": spaces.Box(0.0, 1.0, (6, 16), np.float32),
+            "mask": spaces.Box(0.0, 1.0, (6,), np.float32),
+            "goal": spaces.Box(0.0, 1.0, (16,), np.float32),
+        }
+    )
+    assert auto_features_extractor(space) == "slot_attention"
+    torch.manual_seed(0)
+    extractor = SlotAttentionExtractor(space, features_dim=32, self_attention=self_attention)
+    slots = torch.rand(3, 6, 16)
+    mask = torch.tensor([[1.0, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]])
+    slots = slots * mask[..., None]
+    goal = torch.rand(3, 16)
+    with torch.no_grad():
+        features = extractor({"slots": slots, "mask": mask, "goal": goal})
+        assert features.shape == (3, 32)
+        order = torch.tensor([4, 2, 0, 5, 1, 3])  # real rows move, padding rows interleave
+        permuted = extractor({"slots": slots[:, order], "mask": mask[:, order], "goal": goal})
+        torch.testing.assert_close(permuted, features)
+        noisy = torch.where(mask[..., None] > 0, slots, torch.rand(3, 6, 16) * 5)
+        masked_noise = extractor({"slots": noisy, "mask": mask, "goal": goal})
+        torch.testing.assert_close(masked_noise, features)
+        other_goal = extractor({"slots": slots, "mask": mask, "goal": goal.flip(0)})
+        assert not torch.allclose(other_goal, features)  # the goal conditions the features
+    with pytest.raises(ValueError, match="keys"):
+        SlotAttentionExtractor(spaces.Dict({"slots": space["slots"]}))
 
 def test_procgen_pixels_ppo(tmp_path: Path) -> None:
     if PROCGEN_ID not in genv.registered_ids():
