@@ -130,3 +130,26 @@ def test_study_file_errors(capsys, tmp_path):
     code, _, err = _run(capsys, "study", str(bad))
     assert code == 2
     assert "evaluation 'x': unknown split part 'combinatoral'; did you mean 'combinatorial'" in err
+
+
+def test_train_eval_report_through_the_cli(capsys, tmp_path):
+    experiment = tmp_path / "exp.toml"
+    experiment.write_text(
+        'env_id = "gengap/minigrid-doorkey-5x5-v0"\n'
+        "eval_every = 256\neval_episodes = 2\nfinal_eval_episodes = 4\n"
+        "[agent]\nn_steps = 64\nbatch_size = 64\nn_epochs = 1\n"
+    )
+    out = tmp_path / "runs"
+    code, printed, _ = _run(
+        capsys, "train", str(experiment), "--steps", "256", "--train-levels", "3",
+        "--num-envs", "2", "--seed", "1", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0
+    run_dir = out / "minigrid-doorkey-5x5-ppo-L3-s1"
+    assert f"run minigrid-doorkey-5x5-ppo-L3-s1: done -> {run_dir}" in printed
+    code, printed, _ = _run(capsys, "eval", str(run_dir), "--split", "train", "--episodes", "6")
+    assert code == 0 and "train: 6 episodes, mean return" in printed and "success" in printed
+    code, printed, _ = _run(capsys, "report", str(run_dir), "-o", str(tmp_path / "report"))
+    assert code == 0 and (tmp_path / "report" / "report.md").is_file()
+    code, _, err = _run(capsys, "eval", str(run_dir), "--split", "tset")
+    assert code == 2 and "did you mean 'test'" in err
