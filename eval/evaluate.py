@@ -64,6 +64,11 @@ def level_schedule(split: Split, part: str, num_episodes: int) -> list[int]:
     return [pool[i % len(pool)] for i in range(num_episodes)]
 
 
+def _even_shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` shares that differ by at most one (larger ones first)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
 def _normalizer(env_id: str, env_kwargs: dict[str, Any]) -> Any:
     """A function return -> normalized return, for families that define one (Procgen)."""
     if env_info(env_id).family != "procgen":
@@ -170,10 +175,7 @@ def _run_native(
 ) -> list[EpisodeRecord]:
     normalize = _normalizer(env_id, env_kwargs)
     num_envs = max(1, min(num_envs, num_episodes))
-    quota = [
-        num_episodes // num_envs + (1 if i < num_episodes % num_envs else 0)
-        for i in range(num_envs)
-    ]
+    quota = _even_shares(num_episodes, num_envs)
     env = make(env_id, split=split, part=part, num_envs=num_envs, **env_kwargs)
     obs, _ = env.reset(seed=seed)
     records: list[EpisodeRecord] = []
@@ -267,10 +269,7 @@ def evaluate(
     native = env_info(env_id).native_vector
     common = {"num_envs": num_envs, "deterministic": deterministic, "env_kwargs": env_kwargs}
     if native:
-        shares = [
-            num_episodes // num_workers + (1 if i < num_episodes % num_workers else 0)
-            for i in range(num_workers)
-        ]
+        shares = _even_shares(num_episodes, num_workers)
         tasks = [
             {**common, "num_episodes": share, "seed": seed + 7919 * i}
             for i, share in enumerate(shares)
