@@ -14,7 +14,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 import gymnasium
 import numpy as np
@@ -305,6 +305,73 @@ class OnlineAgent(Agent):
     @abstractmethod
     def load_checkpoint(cls, path: str | Path, device: str = "auto") -> Self:
         """Rebuild an agent from :meth:`save_checkpoint`, ready to continue learning."""
+
+
+@runtime_checkable
+class TransitionSource(Protocol):
+    """What an offline learner reads: a dataset of transitions grouped into episodes.
+
+    ``gengap.offline`` datasets implement it (memory-mapped, so a learner never needs
+    every frame in RAM); tests may implement it over in-memory arrays. Agents depend on
+    this protocol, not on ``gengap.offline``, so imports keep running one way.
+
+    Attributes:
+        observation_space: Single-step observation space (as the env gives it).
+        action_space: Single-step action space.
+        num_transitions: Number of transitions.
+    """
+
+    observation_space: gymnasium.Space[Any]
+    action_space: gymnasium.Space[Any]
+
+    @property
+    def num_transitions(self) -> int: ...
+
+    def transitions(self, indices: np.ndarray) -> dict[str, Any]:
+        """Transitions ``indices`` (int array) as batched arrays.
+
+        Keys: ``obs`` and ``next_obs`` (arrays, or dicts of arrays for Dict spaces),
+        ``action``, ``reward`` (float32), ``terminated`` and ``truncated`` (bool),
+        ``level_seed`` (int64).
+        """
+        ...
+
+    def episode_bounds(self) -> np.ndarray:
+        """Transition offsets of the episodes, shape ``(num_episodes + 1,)``: episode ``e``
+        is transitions ``bounds[e] .. bounds[e + 1] - 1``, in time order."""
+        ...
+
+
+class OfflineAgent(Agent):
+    """An agent that learns from a fixed dataset, and can resume.
+
+    Attributes:
+        num_updates: Gradient updates done so far.
+    """
+
+    num_updates: int
+
+    @abstractmethod
+    def fit(
+        self,
+        dataset: TransitionSource,
+        num_updates: int,
+        *,
+        validation: TransitionSource | None = None,
+        hook: Hook | None = None,
+    ) -> None:
+        """Train until ``num_updates`` updates are done; ``hook(updates)`` returning False
+        stops. ``validation`` (transitions from the split's validation levels) is for early
+        stopping and checkpoint selection where the algorithm uses it."""
+
+    @abstractmethod
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Atomically write everything needed to resume training to directory ``path``."""
+
+    @classmethod
+    @abstractmethod
+    def load_checkpoint(cls, path: str | Path, device: str = "auto") -> Self:
+        """Rebuild an agent from :meth:`save_checkpoint`, ready to continue fitting."""
 
 
 def read_config(path: str | Path) -> AgentConfig:

@@ -1,0 +1,34 @@
+"""The one exception type for bad user input.
+
+Why a type of its own: the CLI turns bad input into one line and exit status 2, and
+every other exception into a traceback (exit 1). Mapping every ``ValueError`` to
+"bad input" hid real bugs raised deep inside SB3 or torch hours into a run, so
+validation code raises :class:`InputError` (or a subclass) and nothing else is
+treated as the user's mistake.
+
+The subclasses keep the builtin type a caller would expect (``TypeError`` for a value
+of the wrong type, ``FileNotFoundError`` / ``FileExistsError`` for paths), so code that
+catches the builtin keeps working.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """A value the user gave is not acceptable; the message names it, what was
+    expected and what was given."""
+
+
+class InputTypeError(InputError, TypeError):
+    """A value the user gave has the wrong type."""
+
+
+class InputFileNotFoundError(InputError, FileNotFoundError):
+    """A path the user gave does not exist (or is not the kind of file expected)."""
+
+
+class InputFileExistsError(InputError, FileExistsError):
+    """A path the user gave is already taken."""
+
+
+__all__ = ["InputError", "InputFileExistsError", "InputFileNotFoundError", "InputTypeError"]
