@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", default=None, help="study folder (default: the file's out_dir)")
 
     bench = sub.add_parser("bench", help="speed benchmarks (ratios measured in one run)")
-    bench.add_argument("what", choices=["envs", "train", "shapes"])
+    bench.add_argument("what", choices=["envs", "train", "shapes", "eval"])
     return parser
 
 
