@@ -20,7 +20,6 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 import gengap.envs as genv
-from gengap.envs.errors import InputError
 from gengap.agents import (
     DEFAULT_AGENT_CONFIGS,
     AgentConfig,
@@ -42,6 +41,7 @@ from gengap.agents.networks import (
     SlotAttentionExtractor,
     auto_features_extractor,
 )
+from gengap.envs.errors import InputError
 
 MINIGRID_ID = "gengap/minigrid-doorkey-5x5-v0"
 PROCGEN_ID = "gengap/procgen-coinrun-v0"
