@@ -36,6 +36,7 @@ from gengap.agents import (
 )
 from gengap.agents.checkpoint import atomic_directory, space_from_dict, space_to_dict
 from gengap.agents.networks import (
+    GoalFiLMCNN,
     ImpalaCNN,
     MiniGridCNN,
     SlotAttentionExtractor,
@@ -305,6 +306,34 @@ def test_slot_attention_extractor_is_a_masked_set_function(self_attention: bool)
         assert not torch.allclose(other_goal, features)  # the goal conditions the features
     with pytest.raises(ValueError, match="keys"):
         SlotAttentionExtractor(spaces.Dict({"slots": space["slots"]}))
+
+def test_goal_film_cnn_is_chosen_for_pixels_and_a_goal() -> None:
+    env = genv.make("gengap/shapes-objectgoal-v0", num_envs=2, obs_mode="pixels")
+    agent = default_agent_config("ppo", "shapes", device="cpu").create(
+        env.single_observation_space, env.single_action_space)
+    extractor = agent.model.policy.features_extractor  # type: ignore[attr-defined]
+    assert isinstance(extractor, GoalFiLMCNN)
+    obs, _ = env.reset(seed=0)
+    env.close()
+    assert agent.act(obs).shape == (2,)
+    space = spaces.Dict({"pixels": spaces.Box(0.0, 1.0, (3, 64, 64), np.float32),
+                         "goal": spaces.Box(0.0, 1.0, (16,), np.float32)})
+    assert auto_features_extractor(space) == "goal_film_cnn"
+    assert auto_features_extractor(spaces.Dict({**space.spaces, "extra": space["goal"]})) == (
+        "combined")
+    torch.manual_seed(0)
+    film = GoalFiLMCNN(space, features_dim=32)
+    torch.nn.init.normal_(film.films[0].weight)  # an untrained FiLM layer is near identity
+    images, goal = torch.rand(3, 3, 64, 64), torch.rand(3, 16)
+    with torch.no_grad():
+        features = film({"pixels": images, "goal": goal})
+        assert features.shape == (3, 32 + 64) == (3, film.features_dim)
+        # The goal modulates the image features, not only the goal embedding.
+        other = film({"pixels": images, "goal": goal.flip(0)})
+        assert not torch.allclose(other[:, :32], features[:, :32])
+    with pytest.raises(InputError, match="GoalFiLMCNN needs a Dict"):
+        GoalFiLMCNN(spaces.Dict({"goal": space["goal"]}))
+
 
 def test_procgen_pixels_ppo(tmp_path: Path) -> None:
     if PROCGEN_ID not in genv.registered_ids():
