@@ -25,8 +25,15 @@ import pytest
 import torch
 
 import gengap.envs as genv
-from gengap.agents import OnlineAgent, agent_config_class, load_agent, registered_algos
-from gengap.agents.base import agent_config_for_env, algos_fitting, env_action_space
+from gengap.agents import (
+    OnlineAgent,
+    agent_config_class,
+    agent_config_for_env,
+    algos_fitting,
+    load_agent,
+    registered_algos,
+)
+from gengap.agents.base import env_action_space
 from gengap.envs.errors import InputError
 from gengap.eval.evaluate import evaluate
 
