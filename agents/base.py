@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gengap.envs.configio import config_from_dict
+from gengap.envs.errors import InputError, InputFileNotFoundError, InputTypeError
 from gengap.envs.registry import unknown_name_message
 
 CONFIG_FILE = "config.json"
@@ -38,13 +39,15 @@ def resolve_device(device: str) -> str:
         ValueError: If torch does not recognise the device string.
     """
     if not isinstance(device, str):
-        raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
+        raise InputTypeError(
+            f"device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}"
+        )
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         torch.device(device)
     except RuntimeError as error:
-        raise ValueError(
+        raise InputError(
             f"device must be 'auto' or a torch device string, got {device!r}"
         ) from error
     return device
@@ -68,7 +71,7 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
         resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,11 +88,13 @@ class AgentConfig:
             TypeError: For a value of the wrong type, naming the key.
         """
         if not isinstance(data, Mapping):
-            raise TypeError(f"{cls.__name__} data must be a mapping, got {type(data).__name__}")
+            raise InputTypeError(
+                f"{cls.__name__} data must be a mapping, got {type(data).__name__}"
+            )
         values = dict(data)
         algo = values.pop("algo", cls.algo)
         if algo != cls.algo:
-            raise ValueError(f"{cls.__name__} is for algo {cls.algo!r}, got algo {algo!r}")
+            raise InputError(f"{cls.__name__} is for algo {cls.algo!r}, got algo {algo!r}")
         return config_from_dict(cls, values, what=f"{cls.algo} config")
 
     def replace(self, **overrides: Any) -> Self:
@@ -149,7 +154,7 @@ def agent_config_class(algo: str) -> type[AgentConfig]:
         ValueError: For an unknown name, with close matches.
     """
     if algo not in _AGENT_CONFIGS:
-        raise ValueError(unknown_name_message("algo", algo, _AGENT_CONFIGS))
+        raise InputError(unknown_name_message("algo", algo, _AGENT_CONFIGS))
     return _AGENT_CONFIGS[algo]
 
 
@@ -161,9 +166,9 @@ def agent_config_from_dict(data: Mapping[str, Any]) -> AgentConfig:
         TypeError: For a value of the wrong type.
     """
     if not isinstance(data, Mapping):
-        raise TypeError(f"agent config must be a mapping, got {type(data).__name__}")
+        raise InputTypeError(f"agent config must be a mapping, got {type(data).__name__}")
     if "algo" not in data:
-        raise ValueError(
+        raise InputError(
             f"agent config needs an 'algo' key (one of: {', '.join(registered_algos())})"
         )
     return agent_config_class(data["algo"]).from_dict(data)
@@ -247,7 +252,7 @@ def default_agent_config(algo: str, family: str, **overrides: Any) -> AgentConfi
     families = [known_family for known_algo, known_family in DEFAULT_AGENT_CONFIGS
                 if known_algo == algo]
     if (algo, family) not in DEFAULT_AGENT_CONFIGS:
-        raise ValueError(unknown_name_message(f"env family for {algo!r} defaults", family,
+        raise InputError(unknown_name_message(f"env family for {algo!r} defaults", family,
                                               families))
     return config_cls.from_dict({**DEFAULT_AGENT_CONFIGS[(algo, family)], **overrides})
 
@@ -382,7 +387,7 @@ def read_config(path: str | Path) -> AgentConfig:
     """
     config_path = Path(path) / CONFIG_FILE
     if not config_path.is_file():
-        raise FileNotFoundError(f"no {CONFIG_FILE} in agent directory {str(path)!r}")
+        raise InputFileNotFoundError(f"no {CONFIG_FILE} in agent directory {str(path)!r}")
     return agent_config_from_dict(json.loads(config_path.read_text(encoding="utf-8")))
 
 

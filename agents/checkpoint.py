@@ -28,6 +28,7 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_model, save_model
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
+from gengap.envs.errors import InputFileNotFoundError
 from gengap.envs.io import atomic_write_text
 
 
@@ -135,7 +136,7 @@ def write_json(path: Path, data: Any) -> None:
 def read_json(path: Path) -> Any:
     """Read a JSON file, naming it if it is missing."""
     if not path.is_file():
-        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+        raise InputFileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -147,7 +148,7 @@ def save_weights(module: torch.nn.Module, path: Path) -> None:
 def load_weights(module: torch.nn.Module, path: Path, device: str) -> None:
     """Load weights saved by :func:`save_weights` into ``module``; every key must match."""
     if not path.is_file():
-        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+        raise InputFileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
     missing, unexpected = load_model(module, str(path), strict=True, device=device)
     if missing or unexpected:  # strict=True raises first; kept for clarity of intent
         raise ValueError(f"weights in {path} do not match: missing {missing}, extra {unexpected}")
@@ -161,7 +162,7 @@ def save_tensor_state(state: dict[str, Any], path: Path) -> None:
 def load_tensor_state(path: Path, device: str) -> dict[str, Any]:
     """Load :func:`save_tensor_state` output with ``weights_only=True`` (no arbitrary code)."""
     if not path.is_file():
-        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+        raise InputFileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
     state = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a dict of states")
@@ -220,7 +221,7 @@ def save_replay_buffer(buffer: ReplayBuffer | DictReplayBuffer | None, path: Pat
 def load_replay_buffer(buffer: ReplayBuffer | DictReplayBuffer | None, path: Path) -> None:
     """Fill an SB3 replay buffer of the same layout from :func:`save_replay_buffer` output."""
     if buffer is None or not path.is_file():
-        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+        raise InputFileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
     with safe_open(str(path), framework="numpy") as handle:
         metadata = handle.metadata()
     saved = load_numpy(str(path))

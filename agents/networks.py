@@ -31,13 +31,14 @@ from stable_baselines3.common.torch_layers import (
 )
 from torch import nn
 
+from gengap.envs.errors import InputError
 from gengap.envs.registry import unknown_name_message
 
 
 def _channel_first_shape(observation_space: gymnasium.Space[Any], name: str) -> tuple[int, ...]:
     shape = getattr(observation_space, "shape", None)
     if not isinstance(observation_space, spaces.Box) or shape is None or len(shape) != 3:
-        raise ValueError(
+        raise InputError(
             f"{name} needs a 3-D (C, H, W) Box observation space, got {observation_space}"
         )
     return tuple(shape)
@@ -113,7 +114,7 @@ class MiniGridCNN(BaseFeaturesExtractor):
     def __init__(self, observation_space: gymnasium.Space[Any], features_dim: int = 128) -> None:
         shape = _channel_first_shape(observation_space, "MiniGridCNN")
         if min(shape[1:]) < 6:
-            raise ValueError(f"MiniGridCNN needs H and W >= 6, got observation shape {shape}")
+            raise InputError(f"MiniGridCNN needs H and W >= 6, got observation shape {shape}")
         super().__init__(observation_space, features_dim)
         self.convs = nn.Sequential(
             nn.Conv2d(shape[0], 16, kernel_size=2),
@@ -172,7 +173,7 @@ class SlotAttentionExtractor(BaseFeaturesExtractor):
         if not isinstance(observation_space, spaces.Dict) or any(
             k not in observation_space.spaces for k in keys
         ):
-            raise ValueError(
+            raise InputError(
                 f"SlotAttentionExtractor needs a Dict space with keys {keys}, "
                 f"got {observation_space}"
             )
@@ -186,12 +187,12 @@ class SlotAttentionExtractor(BaseFeaturesExtractor):
             or goal_shape is None
             or len(goal_shape) != 1
         ):
-            raise ValueError(
+            raise InputError(
                 "SlotAttentionExtractor needs slots (N, D), mask (N,) and goal (G,), got "
                 f"slots {slot_shape}, mask {mask_shape}, goal {goal_shape}"
             )
         if embed_dim % num_heads:
-            raise ValueError(
+            raise InputError(
                 f"embed_dim must be divisible by num_heads={num_heads}, got {embed_dim}"
             )
         super().__init__(observation_space, features_dim)
@@ -268,7 +269,7 @@ def features_extractor_kwargs(
     if name == "auto":
         name = auto_features_extractor(observation_space)
     if name not in FEATURES_EXTRACTORS:
-        raise ValueError(
+        raise InputError(
             unknown_name_message("features_extractor", name, [*FEATURES_EXTRACTORS, "auto"])
         )
     extractor_cls, takes_dim = FEATURES_EXTRACTORS[name]

@@ -35,6 +35,7 @@ from gengap.agents.base import (
     read_config,
     resolve_device,
 )
+from gengap.envs.errors import InputError
 from gengap.envs.sb3 import to_sb3
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class SB3Agent(OnlineAgent):
     ) -> None:
         if not isinstance(action_space, config.action_space_types):
             kinds = ", ".join(t.__name__ for t in config.action_space_types)
-            raise ValueError(
+            raise InputError(
                 f"{config.algo} needs an action space of type {kinds}, got {action_space}"
             )
         self.config = config
@@ -272,7 +273,7 @@ class SB3Agent(OnlineAgent):
         """
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) \
                 or total_timesteps < 0:
-            raise ValueError(
+            raise InputError(
                 f"total_timesteps must be a non-negative integer, got {total_timesteps!r}")
         self._connect(env)
         if log_dir is not None:
@@ -308,7 +309,7 @@ class SB3Agent(OnlineAgent):
         directory = Path(path)
         config = read_config(directory).replace(device=device)
         if config.agent_class() is not cls:
-            raise ValueError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
+            raise InputError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
         meta = ckpt.read_json(directory / AGENT_FILE)
         observation_space = ckpt.space_from_dict(meta["observation_space"])
         action_space = ckpt.space_from_dict(meta["action_space"])

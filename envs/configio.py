@@ -12,6 +12,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import unknown_name_message
 
 T = TypeVar("T")
@@ -47,16 +48,16 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, what: str | None 
     """
     what = what or cls.__name__
     if not isinstance(data, Mapping):
-        raise TypeError(f"{what} must be a mapping, got {type(data).__name__}")
+        raise InputTypeError(f"{what} must be a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
-            raise ValueError(unknown_name_message(f"key in {what}", key, fields))
+            raise InputError(unknown_name_message(f"key in {what}", key, fields))
     for key, value in data.items():
         expected = hints.get(key, Any)
         if not _matches(value, expected):
-            raise TypeError(
+            raise InputTypeError(
                 f"{what}.{key} must be {getattr(expected, '__name__', expected)}, "
                 f"got {value!r} ({type(value).__name__})"
             )
@@ -70,5 +71,5 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, what: str | None 
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ValueError(f"{what} is missing required key(s): {', '.join(missing)}")
+        raise InputError(f"{what} is missing required key(s): {', '.join(missing)}")
     return cls(**data)

@@ -7,6 +7,7 @@ from typing import Any, overload
 import gymnasium
 from gymnasium.vector import AutoresetMode
 
+from gengap.envs.errors import InputError
 from gengap.envs.registry import env_info
 from gengap.envs.splits import PARTS, Split
 
@@ -69,14 +70,14 @@ def make(
     if part not in PARTS:
         from gengap.envs.registry import unknown_name_message
 
-        raise ValueError(unknown_name_message("split part", part, PARTS))
+        raise InputError(unknown_name_message("split part", part, PARTS))
     resolved.levels(part)  # raises if the split lacks this part
     # Specs must stay JSON-serializable, so the split travels as a dict.
     env_kwargs = {"split": resolved.to_dict(), "part": part, **kwargs}
     if num_envs is None:
         return gymnasium.make(env_id, **env_kwargs)
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive integer or None, got {num_envs!r}")
+        raise InputError(f"num_envs must be a positive integer or None, got {num_envs!r}")
     if info.native_vector:
         return gymnasium.make_vec(
             env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs

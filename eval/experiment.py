@@ -25,6 +25,7 @@ from typing import Any
 from gengap.agents import AgentConfig, OnlineAgent, agent_config_from_dict, default_agent_config
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
 from gengap.envs.configio import config_from_dict
+from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.envs.io import atomic_write_text
 from gengap.eval.evaluate import EpisodeRecord, evaluate
 from gengap.eval.provenance import environment_versions, git_revision
@@ -98,17 +99,17 @@ class ExperimentConfig:
         for key in ("total_timesteps", "num_envs", "eval_episodes", "final_eval_episodes"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+                raise InputError(f"{key} must be a positive integer, got {value!r}")
         for key in ("eval_every", "checkpoint_every", "seed"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+                raise InputError(f"{key} must be a non-negative integer, got {value!r}")
         if self.num_train_levels is not None and (
             isinstance(self.num_train_levels, bool)
             or not isinstance(self.num_train_levels, int)
             or self.num_train_levels < 1
         ):
-            raise ValueError(
+            raise InputError(
                 f"num_train_levels must be a positive integer, got {self.num_train_levels!r}"
             )
         self.final_eval_parts = tuple(self.final_eval_parts)
@@ -131,7 +132,7 @@ class ExperimentConfig:
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"experiment file {str(path)!r} does not exist")
+            raise InputFileNotFoundError(f"experiment file {str(path)!r} does not exist")
         with path.open("rb") as handle:
             return cls.from_dict(tomllib.load(handle))
 
@@ -260,7 +261,7 @@ def run_experiment(
     run_dir = Path(run_dir) if run_dir is not None else Path(config.out_dir) / config.run_name()
     checkpoint_dir = run_dir / "checkpoint"
     if (run_dir / "run.json").exists() and not resume:
-        raise FileExistsError(
+        raise InputFileExistsError(
             f"run folder {str(run_dir)!r} already holds a run; resume it with "
             f"`gengap train --resume {run_dir}` or choose another --out/--name"
         )
@@ -458,7 +459,7 @@ def resume_experiment(run_dir: str | Path, *, quiet: bool = False) -> Path:
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(
+        raise InputFileNotFoundError(
             f"--resume {str(run_dir)!r}: no config.json there; not a gengap run folder"
         )
     config = ExperimentConfig.from_dict(json.loads(config_path.read_text()))
@@ -483,7 +484,7 @@ def run_or_resume(config: ExperimentConfig, *, quiet: bool = True) -> Path:
     wanted = json.loads(json.dumps(config.to_dict()))  # the form config.json was written in
     changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
     if changed:
-        raise FileExistsError(
+        raise InputFileExistsError(
             f"run folder {str(run_dir)!r} holds a run of a different config (differs in "
             f"{', '.join(changed)}); give this config another out_dir or name"
         )
@@ -497,7 +498,7 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Split, dict[str, An
     run_dir = Path(run_dir)
     for name in ("config.json", "split.json", "run.json"):
         if not (run_dir / name).is_file():
-            raise FileNotFoundError(
+            raise InputFileNotFoundError(
                 f"{str(run_dir)!r} is not a gengap run folder: {name} is missing"
             )
     config = ExperimentConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
@@ -521,7 +522,7 @@ def evaluate_run(
     config, split, info = load_run(run_dir)
     agent_dir = run_dir / "agent"
     if not (agent_dir / "config.json").is_file():
-        raise FileNotFoundError(
+        raise InputFileNotFoundError(
             f"run {info['run_id']!r} has no trained agent yet (status {info['status']!r}); "
             f"finish it with `gengap train --resume {run_dir}`"
         )
@@ -558,11 +559,11 @@ def report_runs(
     from gengap.eval.report import write_report
 
     if not run_dirs:
-        raise ValueError("report needs at least one run folder")
+        raise InputError("report needs at least one run folder")
     loaded = [load_run(d) for d in run_dirs]
     stores = {str(config.store_path().resolve()) for config, _, _ in loaded}
     if len(stores) != 1:
-        raise ValueError(
+        raise InputError(
             f"runs to report together must share one results store, got {sorted(stores)}"
         )
     families = {env_info(config.env_id).family for config, _, _ in loaded}
