@@ -416,9 +416,11 @@ class Split:
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
+        from gengap.envs.configio import read_json, read_toml
+
         path = Path(path)
-        text = path.read_text()
-        return cls.from_toml(text) if path.suffix == ".toml" else cls.from_json(text)
+        read = read_toml if path.suffix == ".toml" else read_json
+        return cls.from_dict(read(path, "split file"))
 
     def describe(self) -> str:
         text = "; ".join(f"{p}: {self.levels(p).describe()}" for p in self.parts)

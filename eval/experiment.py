@@ -24,8 +24,9 @@ from typing import Any
 
 from gengap.agents import AgentConfig, OnlineAgent, agent_config_from_dict, default_agent_config
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
-from gengap.envs.configio import config_from_dict
+from gengap.envs.configio import config_from_dict, read_json, read_toml
 from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
+from gengap.envs.factory import check_env_options, check_num_envs
 from gengap.envs.io import atomic_write_text
 from gengap.eval.evaluate import EpisodeRecord, evaluate
 from gengap.eval.provenance import environment_versions, git_revision
@@ -112,9 +113,14 @@ class ExperimentConfig:
             raise InputError(
                 f"num_train_levels must be a positive integer, got {self.num_train_levels!r}"
             )
+        check_num_envs(self.num_envs)
         self.final_eval_parts = tuple(self.final_eval_parts)
-        # Bad splits, algos and agent overrides fail here, before a run folder exists.
-        self.resolved_split()
+        # Bad splits, env options, algos and agent overrides fail here, before a run
+        # folder exists.
+        check_env_options(self.env_id, self.env_kwargs, what="env_kwargs")
+        split = self.resolved_split()
+        for part in self.final_eval_parts:
+            split.levels(part)  # unknown parts raise with close matches
         self.agent_config()
 
     def agent_config(self) -> AgentConfig:
@@ -128,13 +134,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> ExperimentConfig:
-        import tomllib
-
-        path = Path(path)
-        if not path.is_file():
-            raise InputFileNotFoundError(f"experiment file {str(path)!r} does not exist")
-        with path.open("rb") as handle:
-            return cls.from_dict(tomllib.load(handle))
+        return cls.from_dict(read_toml(path, "experiment file"))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -462,7 +462,7 @@ def resume_experiment(run_dir: str | Path, *, quiet: bool = False) -> Path:
         raise InputFileNotFoundError(
             f"--resume {str(run_dir)!r}: no config.json there; not a gengap run folder"
         )
-    config = ExperimentConfig.from_dict(json.loads(config_path.read_text()))
+    config = ExperimentConfig.from_dict(read_json(config_path, "run config"))
     return run_experiment(config, run_dir=run_dir, resume=True, quiet=quiet)
 
 
@@ -501,11 +501,11 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Split, dict[str, An
             raise InputFileNotFoundError(
                 f"{str(run_dir)!r} is not a gengap run folder: {name} is missing"
             )
-    config = ExperimentConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    config = ExperimentConfig.from_dict(read_json(run_dir / "config.json", "run config"))
     return (
         config,
         Split.load(run_dir / "split.json"),
-        json.loads((run_dir / "run.json").read_text()),
+        read_json(run_dir / "run.json", "run info"),
     )
 
 

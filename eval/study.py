@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from gengap.envs import Split, env_info
-from gengap.envs.configio import config_from_dict
-from gengap.envs.errors import InputError, InputFileNotFoundError
+from gengap.envs.configio import config_from_dict, read_toml
+from gengap.envs.errors import InputError
 from gengap.envs.io import atomic_write_text
 from gengap.eval.evaluate import evaluate
 from gengap.eval.experiment import ExperimentConfig, run_or_resume
@@ -231,13 +231,7 @@ def load_study(path: str | Path) -> StudyConfig:
         FileNotFoundError: If the file does not exist.
         ValueError, TypeError: For unknown keys or bad values (named).
     """
-    import tomllib
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileNotFoundError(f"study file {str(path)!r} does not exist")
-    with path.open("rb") as handle:
-        return StudyConfig.from_dict(tomllib.load(handle))
+    return StudyConfig.from_dict(read_toml(path, "study file"))
 
 
 @dataclass(frozen=True)

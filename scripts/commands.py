@@ -43,12 +43,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
         print(format_report(report))
         return 0
     ids = registered_ids()
-    if args.family:
-        families = sorted({env_info(i).family for i in ids})
-        if args.family not in families:
-            from gengap.envs.registry import unknown_name_message
-
-            raise ValueError(unknown_name_message("family", args.family, families))
+    if args.family:  # the parser checked it against the registry's families
         ids = [i for i in ids if env_info(i).family == args.family]
     table = Table(title=f"gengap environments ({len(ids)})")
     for column in ("id", "family", "axes", "default split", "observation", "action"):
@@ -69,54 +64,109 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+# train flags that set the ExperimentConfig key of the same name (over the file's value)
+_TRAIN_KEYS = (
+    "env_id",
+    "algo",
+    "num_train_levels",
+    "total_timesteps",
+    "seed",
+    "num_envs",
+    "eval_every",
+    "eval_episodes",
+    "final_eval_episodes",
+    "out_dir",
+    "name",
+    "exclude_leaked_levels",
+)
+_TRAIN_FLAGS = {"num_envs": "--num-envs", "env_kwargs": "--env-option", "agent": "--agent"}
+
+
 def _experiment_from_args(args: argparse.Namespace) -> Any:
+    from gengap.envs.configio import read_toml
+    from gengap.envs.errors import InputError
+    from gengap.envs.factory import check_env_options, check_num_envs
     from gengap.eval.experiment import ExperimentConfig
 
     data: dict[str, Any] = {}
     if args.experiment:
-        import tomllib
-
-        path = Path(args.experiment)
-        if not path.is_file():
-            raise FileNotFoundError(f"experiment file {args.experiment!r} does not exist")
-        data = tomllib.loads(path.read_text())
-    for key in (
-        "env_id",
-        "algo",
-        "num_train_levels",
-        "total_timesteps",
-        "seed",
-        "num_envs",
-        "out_dir",
-        "name",
-        "exclude_leaked_levels",
-    ):
+        data = read_toml(args.experiment, "experiment file")
+    for key in _TRAIN_KEYS:
         value = getattr(args, key)
         if value is not None:
             data[key] = value
-    if args.agent:
-        data["agent"] = {**data.get("agent", {}), **dict(args.agent)}
     if "env_id" not in data:
-        raise ValueError(
+        raise InputError(
             "train needs an environment: give --env ID or an experiment file with env_id"
         )
+    if args.num_envs is not None:
+        check_num_envs(args.num_envs, "--num-envs")
+    if args.env_options:
+        # Checked apart from the file's options so the message names the flag.
+        check_env_options(str(data["env_id"]), dict(args.env_options), what="--env-option")
+        data["env_kwargs"] = {**data.get("env_kwargs", {}), **dict(args.env_options)}
+    if args.agent:
+        data["agent"] = {**data.get("agent", {}), **dict(args.agent)}
     return ExperimentConfig.from_dict(data)
+
+
+def _check_out_dir(flag: str, path: str | Path) -> Path:
+    """Create output folder ``path`` (given by ``flag``) now, so a path that is a file, lies
+    under a file or cannot be written fails with one line naming the flag, before any work."""
+    import tempfile
+
+    from gengap.envs.errors import InputError, InputFileExistsError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputFileExistsError(f"{flag} {str(path)!r} is a file; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"{flag} {str(path)!r}: cannot create or write the folder ({error.strerror})"
+        ) from None
+    return path
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gengap.eval.experiment import resume_experiment, run_experiment
 
     if args.resume:
-        run_dir = resume_experiment(args.resume)
+        run_dir = Path(args.resume)
     else:
-        run_dir = run_experiment(_experiment_from_args(args))
+        from gengap.eval.store import ResultsStore
+
+        config = _experiment_from_args(args)
+        _check_out_dir("--out" if args.out_dir is not None else "out_dir", config.out_dir)
+        ResultsStore(config.store_path())  # a file that is not a store fails now, named
+        run_dir = Path(config.out_dir) / config.run_name()
+    try:
+        if args.resume:
+            run_dir = resume_experiment(args.resume)
+        else:
+            run_dir = run_experiment(config, run_dir=run_dir)
+    except KeyboardInterrupt:
+        # Only a run with a checkpoint has something to resume.
+        if (run_dir / "checkpoint" / "config.json").is_file():
+            print(
+                f"gengap train: the last checkpoint is kept; continue with "
+                f"`gengap train --resume {run_dir}`",
+                file=sys.stderr,
+            )
+        raise
     _print_run_summary([run_dir])
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from gengap.eval.experiment import evaluate_run
+    from gengap.eval.experiment import evaluate_run, load_run
+    from gengap.eval.store import ResultsStore
 
+    # A bad run folder or results store fails before any episode is played.
+    ResultsStore(load_run(args.run_dir)[0].store_path())
     records = evaluate_run(
         args.run_dir,
         part=args.part,
@@ -137,6 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from gengap.eval.experiment import report_runs
 
+    _check_out_dir("-o/--out", args.out)
     path = report_runs(args.run_dirs, args.out, tag=None if args.tag == "latest" else args.tag)
     print(f"report: {path}")
     return 0
@@ -145,6 +196,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from gengap.eval.quickstart import run_quickstart
 
+    _check_out_dir("--out", args.out)
     run_quickstart(
         seeds=args.seeds,
         total_timesteps=args.steps,
@@ -160,6 +212,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from gengap.eval.study import load_study, run_study
 
     study = load_study(args.study_file)  # bad files fail here, before any training
+    if args.out is not None:
+        _check_out_dir("--out", args.out)
     console.print(
         f"study {study.name}: {len(study.arms)} arms x {len(study.seeds)} seeds on "
         f"{study.env_id}, {study.total_timesteps:,} steps each"
@@ -174,17 +228,17 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"bench_{args.what}.py"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"benchmark {args.what!r}: {path} is missing (run from a source checkout)"
-        )
+    from gengap.scripts.cli import BENCHMARKS_DIR
+
+    # The parser's choices are the files there, so the file exists.
+    path = BENCHMARKS_DIR / f"bench_{args.what}.py"
     spec = importlib.util.spec_from_file_location(f"gengap_bench_{args.what}", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load benchmark {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return int(module.main([]) or 0)
+    return int(module.main(["--quick"] if args.quick else []) or 0)
 
 
 def _print_run_summary(run_dirs: list[Path]) -> None:
