@@ -125,7 +125,10 @@ def env_options(env_id: str) -> tuple[tuple[str, ...], bool]:
         ``**kwargs`` that go elsewhere).
     """
     spec = gymnasium.spec(env_info(env_id).env_id)
-    creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(spec.entry_point)
+    entry_point = spec.entry_point
+    if entry_point is None:
+        return (), False
+    creator = entry_point if callable(entry_point) else load_env_creator(entry_point)
     fixed = set(spec.kwargs) | {"split", "part", "self"}
     names: set[str] = set()
     complete = False

@@ -113,6 +113,15 @@ class ExperimentConfig:
             raise InputError(
                 f"num_train_levels must be a positive integer, got {self.num_train_levels!r}"
             )
+        if self.name is not None and (
+            not isinstance(self.name, str)
+            or self.name in ("", ".", "..")
+            or any(sep in self.name for sep in ("/", "\\"))
+        ):
+            raise InputError(
+                f"name must be a folder name (no path separators, not '.' or '..'), "
+                f"got {self.name!r}"
+            )
         check_num_envs(self.num_envs)
         self.final_eval_parts = tuple(self.final_eval_parts)
         # Bad splits, env options, algos and agent overrides fail here, before a run

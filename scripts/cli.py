@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 USAGE_ERROR = 2
 BUG = 1
 INTERRUPTED = 130
+WORKERS_PER_CORE = 4
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 # Evaluations a run stores (the report's --tag); studies add "study:<evaluation name>".
 REPORT_TAGS = ("final", "final-greedy", "final-sampled", "eval-greedy", "eval-sampled", "latest")
@@ -127,7 +128,7 @@ class _Parser(argparse.ArgumentParser):
         if value not in action.choices:
             from gengap.envs.registry import unknown_name_message
 
-            kind = (action.metavar or action.dest).lower().replace("_", " ")
+            kind = str(action.metavar or action.dest).lower().replace("_", " ")
             raise argparse.ArgumentError(
                 action, unknown_name_message(str(kind), value, map(str, action.choices))
             )
@@ -156,6 +157,25 @@ def _positive_int(name: str) -> Callable[[str], int]:
             ) from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value}")
+        return value
+
+    return parse
+
+
+def _worker_count(name: str) -> Callable[[str], int]:
+    """A positive number of worker processes, at most :data:`WORKERS_PER_CORE` per CPU core:
+    each is a process of its own with a copy of the agent, so far more than the cores only
+    contend for them (and thousands would exhaust memory)."""
+    positive = _positive_int(name)
+
+    def parse(text: str) -> int:
+        value = positive(text)
+        limit = WORKERS_PER_CORE * (os.cpu_count() or 1)
+        if value > limit:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be at most {limit} ({WORKERS_PER_CORE} per CPU core here), got "
+                f"{value}: each worker is a process with its own copy of the agent"
+            )
         return value
 
     return parse
@@ -392,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--workers",
         metavar="N",
-        type=_positive_int("--workers"),
+        type=_worker_count("--workers"),
         default=1,
         help="evaluation processes",
     )
@@ -440,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quick.add_argument("--out", default="runs/quickstart", help="folder for the runs and report")
     quick.add_argument(
-        "--workers", type=_positive_int("--workers"), default=2, help="training processes"
+        "--workers", type=_worker_count("--workers"), default=2, help="training processes"
     )
 
     study = sub.add_parser("study", help="run a study: arms x seeds, compared on held-out parts")
@@ -449,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         study,
         "--workers",
         metavar="N",
-        type=_positive_int("--workers"),
+        type=_worker_count("--workers"),
         default=None,
         default_text="the file's workers",
         help="training processes",

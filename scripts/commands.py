@@ -184,9 +184,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_report_runs(run_dirs: list[str], tag: str) -> None:
+    """Refuse a run given twice and a tag some run has no episodes of, before writing."""
+    from gengap.envs.errors import InputError
+    from gengap.envs.registry import unknown_name_message
+    from gengap.eval.experiment import load_run
+    from gengap.eval.store import ResultsStore
+
+    seen: dict[str, str] = {}
+    for run_dir in run_dirs:
+        config, _, info = load_run(run_dir)
+        run_id = str(info["run_id"])
+        if run_id in seen:
+            raise InputError(
+                f"run folders {seen[run_id]!r} and {run_dir!r} hold the same run {run_id!r}; "
+                "give each run once"
+            )
+        seen[run_id] = run_dir
+        if tag == "latest":
+            continue
+        tags = {e["eval_tag"] for e in ResultsStore(config.store_path()).episodes(run_id=run_id)}
+        if tag not in tags:
+            if not tags:
+                raise InputError(f"--tag {tag!r}: run {run_dir!r} has no evaluation episodes yet")
+            raise InputError(
+                f"--tag: run {run_dir!r} has no episodes with this tag: "
+                + unknown_name_message("tag", tag, tags)
+            )
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from gengap.eval.experiment import report_runs
 
+    _check_report_runs(args.run_dirs, args.tag)
     _check_out_dir("-o/--out", args.out)
     path = report_runs(args.run_dirs, args.out, tag=None if args.tag == "latest" else args.tag)
     print(f"report: {path}")

@@ -38,7 +38,7 @@ def test_envs_table_lists_every_registered_env(capsys):
         (["envs", "--family", "procgn"], "unknown family 'procgn'; did you mean 'procgen'"),
         (
             ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--seed", "abc"],
-            "--seed must be an integer, got 'abc'",
+            "--seed must be a non-negative integer, got 'abc'",
         ),
         (
             ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--train-levels", "0"],
