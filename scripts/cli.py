@@ -234,9 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     envs = sub.add_parser("envs", help="list registered environments, or check level leakage")
-    envs.add_argument(
+    _option(
+        envs,
         "--check-leakage",
         metavar="ENV_ID",
+        default_text="off: list the envs",
         help="report held-out levels that duplicate training levels, for this env id "
         "(`gengap envs` lists them)",
     )
@@ -273,12 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
         default_text="none: flags only",
         help="TOML experiment file (ExperimentConfig keys); flags override it",
     )
-    train.add_argument(
+    _option(
+        train,
         "--env",
         dest="env_id",
         metavar="ENV_ID",
-        help="registered env id, e.g. gengap/minigrid-doorkey-5x5-v0 (`gengap envs` lists "
-        "them); required unless the experiment file sets env_id",
+        default_text="the experiment file's env_id; one of the two is required",
+        help="registered env id, e.g. gengap/minigrid-doorkey-5x5-v0 (`gengap envs` lists them)",
     )
     _option(
         train,
@@ -390,9 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="drop held-out levels that duplicate a training level (leakage check) first",
     )
-    train.add_argument(
+    _option(
+        train,
         "--resume",
         metavar="RUN_DIR",
+        default_text="off: start a new run",
         help="continue an interrupted run from its last checkpoint, with its saved config",
     )
 

@@ -65,6 +65,7 @@ def test_help_prints_and_exits_0(capsys):
 
 
 # Derived from the benchmarks folder, so a new bench_<target>.py is covered by construction.
+@pytest.mark.slow
 @pytest.mark.parametrize("target", bench_targets())
 def test_every_bench_target_runs_on_a_tiny_budget(capsys, target):
     code = main(["bench", target, "--quick"])
