@@ -122,6 +122,13 @@ class ExperimentConfig:
                 f"name must be a folder name (no path separators, not '.' or '..'), "
                 f"got {self.name!r}"
             )
+        if isinstance(self.agent, dict) and "seed" in self.agent:
+            # agent_config() sets the agent's seed from the experiment's: an override here
+            # would be silently dropped.
+            raise InputError(
+                f"agent.seed ({self.agent['seed']!r}) cannot be set apart from the run: give "
+                "the experiment's seed (--seed) instead"
+            )
         check_num_envs(self.num_envs)
         self.final_eval_parts = tuple(self.final_eval_parts)
         # Bad splits, env options, algos and agent overrides fail here, before a run

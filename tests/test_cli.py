@@ -97,6 +97,10 @@ def test_envs_table_lists_every_registered_env(capsys):
             "--env-option must look like KEY=VALUE, got 'x'",
         ),
         (["eval", "no/such/run", "--workers", "100000"], "--workers must be at most"),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--agent", "seed=3"],
+            "agent.seed (3) cannot be set apart from the run: give the experiment's seed (--seed)",
+        ),
         (["bench", "shapez"], "unknown target 'shapez'; did you mean 'shapes'?"),
         (["train", "--steps", "100"], "train needs an environment"),
         (["train", "missing.toml"], "experiment file 'missing.toml' does not exist"),
