@@ -13,7 +13,8 @@ the same actions (same ``rand_seed``), so they do identical C++ work. The paths
 run in short interleaved slices and each rate is total steps / total time, so
 load from other processes falls on all paths alike.
 
-Run: ``gengap bench envs`` or ``python benchmarks/bench_envs.py [--num-envs 16]``.
+Run: ``gengap bench envs`` or ``python benchmarks/bench_envs.py [--num-envs 16]``;
+``--quick`` only checks that it runs (a tiny budget whose numbers mean little).
 """
 
 from __future__ import annotations
@@ -189,10 +190,13 @@ def run_env_benchmark(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: ``python benchmarks/bench_envs.py [--num-envs N] [--seconds S]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--num-envs", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--slices", type=int, default=10)
+    parser.add_argument("--num-envs", type=int, default=16, help="Procgen copies N")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per path")
+    parser.add_argument("--slices", type=int, default=10, help="interleaved slices per path")
+    parser.add_argument("--quick", action="store_true", help="tiny budget: a smoke run")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.num_envs, args.seconds, args.slices = 2, 0.2, 2
     run_env_benchmark(num_envs=args.num_envs, seconds=args.seconds, slices=args.slices)
     return 0
 

@@ -4,13 +4,16 @@ Measures each task in slot and pixel mode through ``gengap.envs.make`` (so
 with Gymnasium's checker and order wrappers, as users get it), resets
 included, and prints the ratio to the 5,000 steps/s target for slot mode.
 
-    python benchmarks/bench_shapes.py [--steps 20000]
+    python benchmarks/bench_shapes.py [--steps 20000]   (or: gengap bench shapes)
+
+``--quick`` only checks that it runs (a tiny budget whose numbers mean little).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -41,11 +44,15 @@ def steps_per_second(env_id: str, obs_mode: str, steps: int, num_objects: tuple[
     return steps / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry; ``argv`` as ``gengap bench shapes`` passes it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--steps", type=int, default=20_000, help="steps per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="tiny budget: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.repeats = 200, 1
     if args.steps < 1 or args.repeats < 1:
         parser.error("--steps and --repeats must be positive")
 
@@ -69,7 +76,8 @@ def main() -> None:
         f"slot mode, slowest case: {worst:.0f} steps/s = "
         f"{worst / TARGET_STEPS_PER_SECOND:.2f}x the {TARGET_STEPS_PER_SECOND} steps/s target"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -38,7 +38,8 @@ from typing import Any
 
 from gengap.drivers.train import run_or_resume
 from gengap.envs import env_info
-from gengap.envs.configio import config_from_dict
+from gengap.envs.configio import config_from_dict, read_toml
+from gengap.envs.errors import InputError
 from gengap.envs.io import atomic_write_text
 from gengap.eval.evaluate import evaluate
 from gengap.eval.executor import Executor
@@ -61,7 +62,7 @@ _METRICS = ("iqm", "mean")
 
 def _name_ok(what: str, name: Any) -> str:
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise ValueError(f"{what} must be a non-empty name of letters, digits, '-_.', got {name!r}")
+        raise InputError(f"{what} must be a non-empty name of letters, digits, '-_.', got {name!r}")
     return name
 
 
@@ -156,26 +157,26 @@ class StudyConfig:
         for what, items in (("arms", self.arms), ("evaluations", self.evaluations)):
             names = [item.name for item in items]
             if not names:
-                raise ValueError(f"a study needs at least one entry in {what}, got none")
+                raise InputError(f"a study needs at least one entry in {what}, got none")
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:
-                raise ValueError(f"{what} names must be unique, got {repeated} more than once")
+                raise InputError(f"{what} names must be unique, got {repeated} more than once")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(
+            raise InputError(
                 f"seeds must be a non-empty list of distinct integers, got {self.seeds}"
             )
         for key in ("workers", "eval_episodes"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+                raise InputError(f"{key} must be a positive integer, got {value!r}")
         if self.score not in _SCORES:
-            raise ValueError(f"score must be one of {_SCORES}, got {self.score!r}")
+            raise InputError(f"score must be one of {_SCORES}, got {self.score!r}")
         split = self.experiments()[0].resolved_split()
         for evaluation in self.evaluations:
             try:
                 split.levels(evaluation.part)
-            except ValueError as error:
-                raise ValueError(f"evaluation {evaluation.name!r}: {error}") from None
+            except InputError as error:
+                raise InputError(f"evaluation {evaluation.name!r}: {error}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
@@ -229,13 +230,7 @@ def load_study(path: str | Path) -> StudyConfig:
         FileNotFoundError: If the file does not exist.
         ValueError, TypeError: For unknown keys or bad values (named).
     """
-    import tomllib
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"study file {str(path)!r} does not exist")
-    with path.open("rb") as handle:
-        return StudyConfig.from_dict(tomllib.load(handle))
+    return StudyConfig.from_dict(read_toml(path, "study file"))
 
 
 @dataclass(frozen=True)
@@ -288,7 +283,7 @@ class StudyResult:
     def table(self, metric: str = "iqm") -> str:
         """Markdown: one row per evaluation, one column per arm, ``metric [CI]`` cells."""
         if metric not in _METRICS:
-            raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+            raise InputError(f"metric must be one of {_METRICS}, got {metric!r}")
         arms = [arm.name for arm in self.config.arms]
         level = f"{self.config.confidence:.0%}"
         lines = [
@@ -450,7 +445,7 @@ def run_study(
         config = StudyConfig.from_dict({**config.to_dict(), "out_dir": str(out_dir)})
     workers = config.workers if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
     folder = config.study_dir()
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "study.json", json.dumps(config.to_dict(), indent=2))

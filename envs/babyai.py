@@ -29,6 +29,7 @@ from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
 from gengap.envs.combinations import Combination, combinatorial_split
 from gengap.envs.entities import DEFAULT_MAX_TOKENS, EntityMiniGridEnv
+from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import register_env
 from gengap.envs.splits import LEVEL_PARTS, Split
 
@@ -185,12 +186,14 @@ class CompositionalBabyAIEnv(EntityMiniGridEnv):
         **kwargs: Any,
     ) -> None:
         if not isinstance(task, str) or not task.startswith("BabyAI-"):
-            raise ValueError(f"task must be a BabyAI-* id, got {task!r}")
+            raise InputError(f"task must be a BabyAI-* id, got {task!r}")
         resolved = mixed_split(task) if split is None else Split.coerce(split)
         if not isinstance(held_out_distractors, bool):
-            raise TypeError(f"held_out_distractors must be a bool, got {held_out_distractors!r}")
+            raise InputTypeError(
+                f"held_out_distractors must be a bool, got {held_out_distractors!r}"
+            )
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be a positive integer, got {max_attempts!r}")
+            raise InputError(f"max_attempts must be a positive integer, got {max_attempts!r}")
         self._types = self._check_axis(task, resolved)
         super().__init__(
             task,
@@ -202,7 +205,7 @@ class CompositionalBabyAIEnv(EntityMiniGridEnv):
             **kwargs,
         )
         if not isinstance(self._inner, RoomGridLevel):
-            raise ValueError(f"task {task!r} is not a BabyAI level (RoomGridLevel)")
+            raise InputError(f"task {task!r} is not a BabyAI level (RoomGridLevel)")
         self.held_out_distractors = held_out_distractors
         self.max_attempts = max_attempts
         self._train_combos = resolved.combinations_for("train")
@@ -216,20 +219,20 @@ class CompositionalBabyAIEnv(EntityMiniGridEnv):
         axis = split.combinations
         if axis is None or axis.factor_names != FACTOR_NAMES:
             got = None if axis is None else axis.factor_names
-            raise ValueError(
+            raise InputError(
                 f"split {split.name!r} must have a combination axis with factors "
                 f"{FACTOR_NAMES}, got {got}"
             )
         unknown_colors = [c for c in axis.factors["color"] if c not in COLOR_NAMES]
         if unknown_colors:
-            raise ValueError(
+            raise InputError(
                 f"split {split.name!r} declares colours {unknown_colors} that BabyAI does not "
                 f"have (expected some of {list(COLOR_NAMES)})"
             )
         possible = LEVEL_OBJECT_TYPES.get(task, _ANY_TYPES)
         impossible = [t for t in axis.factors["type"] if t not in possible]
         if impossible:
-            raise ValueError(
+            raise InputError(
                 f"split {split.name!r} declares object types {impossible} that {task} never "
                 f"names in a mission (it places {list(possible)})"
             )
@@ -377,12 +380,12 @@ def bot_demonstrations(
     from gengap.envs.minigrid import MiniGridEnv
 
     if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
-        raise ValueError(f"num_episodes must be a positive integer, got {num_episodes!r}")
+        raise InputError(f"num_episodes must be a positive integer, got {num_episodes!r}")
     env = make(env_id, split=split, part=part, **(env_kwargs or {}))
     base = env.unwrapped
     if not isinstance(base, MiniGridEnv) or not isinstance(base.unwrapped_task, RoomGridLevel):
         env.close()
-        raise ValueError(f"env {env_id!r} is not a BabyAI level; the bot needs one")
+        raise InputError(f"env {env_id!r} is not a BabyAI level; the bot needs one")
     episodes = []
     for index in range(num_episodes):
         obs, info = env.reset(seed=seed + index)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gengap.envs.errors import unknown_name_message
+from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 
 FactorValue = str | int
 Combination = tuple[FactorValue, ...]
@@ -36,7 +36,7 @@ def shown_values(items: Sequence[Any]) -> str:
 
 def _check_value(name: str, value: Any) -> FactorValue:
     if isinstance(value, bool) or not isinstance(value, str | int | np.integer):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be a string or an integer, got {value!r} ({type(value).__name__})"
         )
     return value if isinstance(value, str) else int(value)
@@ -50,31 +50,31 @@ def normalize_factors(factors: Any) -> dict[str, tuple[FactorValue, ...]]:
         items = []
         for entry in factors:
             if not isinstance(entry, Mapping) or set(entry) != {"name", "values"}:
-                raise ValueError(
+                raise InputError(
                     "factors as a list must hold {'name': ..., 'values': [...]} entries, "
                     f"got {entry!r}"
                 )
             items.append((entry["name"], entry["values"]))
     else:
-        raise TypeError(
+        raise InputTypeError(
             f"factors must be a mapping of name -> values, got {type(factors).__name__}"
         )
     if not items:
-        raise ValueError("factors must name at least one factor, got none")
+        raise InputError("factors must name at least one factor, got none")
     out: dict[str, tuple[FactorValue, ...]] = {}
     for name, values in items:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"factor names must be non-empty strings, got {name!r}")
+            raise InputTypeError(f"factor names must be non-empty strings, got {name!r}")
         if name in out:
-            raise ValueError(f"factor {name!r} is declared twice")
+            raise InputError(f"factor {name!r} is declared twice")
         if isinstance(values, str) or not isinstance(values, Iterable):
-            raise TypeError(f"factors[{name!r}] must be a sequence of values, got {values!r}")
+            raise InputTypeError(f"factors[{name!r}] must be a sequence of values, got {values!r}")
         checked = tuple(_check_value(f"factors[{name!r}][]", v) for v in values)
         if not checked:
-            raise ValueError(f"factors[{name!r}] must hold at least one value, got none")
+            raise InputError(f"factors[{name!r}] must hold at least one value, got none")
         repeated = sorted({repr(v) for v in checked if checked.count(v) > 1})
         if repeated:
-            raise ValueError(f"factors[{name!r}] repeats value(s) {', '.join(repeated)}")
+            raise InputError(f"factors[{name!r}] repeats value(s) {', '.join(repeated)}")
         out[name] = checked
     return out
 
@@ -112,13 +112,13 @@ class CombinationAxis:
         for part in ("train", *HELD_OUT_PARTS):
             object.__setattr__(self, part, self._normalize_combinations(part, getattr(self, part)))
         if not self.train:
-            raise ValueError("train must hold at least one combination, got none")
+            raise InputError("train must hold at least one combination, got none")
         parts = [("train", self.train), *((p, getattr(self, p)) for p in HELD_OUT_PARTS)]
         for i, (name_a, set_a) in enumerate(parts):
             for name_b, set_b in parts[i + 1 :]:
                 common = self.sorted(set_a & set_b)
                 if common:
-                    raise ValueError(
+                    raise InputError(
                         f"{name_a} and {name_b} combinations overlap in {len(common)} "
                         f"combination(s): {shown_values(common)}; held-out combinations must be "
                         "disjoint from training combinations"
@@ -131,7 +131,7 @@ class CombinationAxis:
         missing = {combo: values for combo, values in missing.items() if values}
         if missing:
             detail = "; ".join(f"{combo!r} needs {', '.join(v)}" for combo, v in missing.items())
-            raise ValueError(
+            raise InputError(
                 f"not combinatorial: {len(missing)} held-out combination(s) use values that no "
                 f"training combination has ({detail}); put them in extrapolation or train on "
                 "those values"
@@ -142,27 +142,29 @@ class CombinationAxis:
             if all(v in seen[n] for n, v in zip(factors, combo, strict=True))
         ]
         if familiar:
-            raise ValueError(
+            raise InputError(
                 f"not extrapolation: {len(familiar)} combination(s) use only values seen in "
                 f"training: {shown_values(familiar)}; put them in combinatorial"
             )
 
     def _normalize_combinations(self, part: str, combos: Any) -> frozenset[Combination]:
         if isinstance(combos, str) or not isinstance(combos, Iterable):
-            raise TypeError(f"{part} must be a collection of combinations, got {combos!r}")
+            raise InputTypeError(f"{part} must be a collection of combinations, got {combos!r}")
         out = set()
         for combo in combos:
             if isinstance(combo, str) or not isinstance(combo, Sequence):
-                raise TypeError(f"a {part} combination must be a tuple of values, got {combo!r}")
+                raise InputTypeError(
+                    f"a {part} combination must be a tuple of values, got {combo!r}"
+                )
             combo = tuple(_check_value(f"{part} combination value", v) for v in combo)
             if len(combo) != len(self.factors):
-                raise ValueError(
+                raise InputError(
                     f"{part} combination {combo!r} has {len(combo)} value(s); expected one per "
                     f"factor ({', '.join(self.factors)})"
                 )
             for name, value in zip(self.factors, combo, strict=True):
                 if value not in self.factors[name]:
-                    raise ValueError(
+                    raise InputError(
                         f"{part} combination {combo!r} uses {name}={value!r}, which is not a "
                         f"declared value of factor {name!r} ({shown_values(self.factors[name])})"
                     )
@@ -210,12 +212,12 @@ class CombinationAxis:
         if part in HELD_OUT_PARTS:
             combos: frozenset[Combination] = getattr(self, part)
             if not combos:
-                raise ValueError(
+                raise InputError(
                     f"the combination axis has no {part} combinations; it has "
                     f"{list(self.held_out_parts) or 'no held-out parts'}"
                 )
             return combos
-        raise ValueError(
+        raise InputError(
             unknown_name_message(
                 "split part", part, ("train", "validation", "test", *HELD_OUT_PARTS)
             )
@@ -244,17 +246,17 @@ class CombinationAxis:
         if isinstance(data, CombinationAxis):
             return data
         if not isinstance(data, Mapping):
-            raise TypeError(f"combinations must be a mapping, got {type(data).__name__}")
+            raise InputTypeError(f"combinations must be a mapping, got {type(data).__name__}")
         keys = {"factors", "train", *HELD_OUT_PARTS}
         unknown = set(data) - keys
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"unknown key(s) {sorted(unknown)} in a combination axis; expected "
                 f"{', '.join(sorted(keys))}"
             )
         for required in ("factors", "train"):
             if required not in data:
-                raise ValueError(f"a combination axis needs {required!r}; got keys {sorted(data)}")
+                raise InputError(f"a combination axis needs {required!r}; got keys {sorted(data)}")
         return cls(
             factors=data["factors"],
             train=data["train"],

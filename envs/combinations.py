@@ -35,7 +35,7 @@ from gengap.envs.combination_axis import (
     normalize_factors,
     shown_values,
 )
-from gengap.envs.errors import unknown_name_message
+from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.splits import Split
 
 # The axis type is defined in combination_axis (Split holds one) and re-exported here,
@@ -59,9 +59,9 @@ DEFAULT_LEVELS = Split.levels_split(10_000, name="levels-10000")
 def _with_axis(axis: CombinationAxis, levels: Split | None, name: str) -> Split:
     base = DEFAULT_LEVELS if levels is None else levels
     if not isinstance(base, Split):
-        raise TypeError(f"levels must be a Split or None, got {type(base).__name__}")
+        raise InputTypeError(f"levels must be a Split or None, got {type(base).__name__}")
     if base.combinations is not None:
-        raise ValueError(
+        raise InputError(
             f"levels must be a level-only split, got {base.name!r} which already has a "
             "combination axis"
         )
@@ -121,19 +121,19 @@ def extrapolation_split(
     """
     normalized = normalize_factors(dict(factors))
     if not isinstance(held_out_values, Mapping):
-        raise TypeError(
+        raise InputTypeError(
             f"held_out_values must be a mapping of factor -> values, got {held_out_values!r}"
         )
     unseen: dict[str, set[FactorValue]] = {}
     for factor, values in held_out_values.items():
         if factor not in normalized:
-            raise ValueError(unknown_name_message("factor", factor, normalized))
+            raise InputError(unknown_name_message("factor", factor, normalized))
         if isinstance(values, str) or not isinstance(values, Iterable):
-            raise TypeError(f"held_out_values[{factor!r}] must be a sequence, got {values!r}")
+            raise InputTypeError(f"held_out_values[{factor!r}] must be a sequence, got {values!r}")
         unseen[factor] = set(values)
         undeclared = sorted(repr(v) for v in unseen[factor] - set(normalized[factor]))
         if undeclared:
-            raise ValueError(
+            raise InputError(
                 f"held_out_values[{factor!r}] has undeclared value(s) {', '.join(undeclared)} "
                 f"(declared: {shown_values(normalized[factor])})"
             )
@@ -147,7 +147,7 @@ def extrapolation_split(
             train.add(combo)
     overlap = sorted(repr(c) for c in held & extrapolation)
     if overlap:
-        raise ValueError(
+        raise InputError(
             f"held_out combination(s) {', '.join(overlap)} use a held-out value; they are "
             "already extrapolation combinations"
         )
@@ -179,9 +179,9 @@ def random_combinatorial_split(
             cannot be kept (the message gives the most that could be held out).
     """
     if isinstance(fraction, bool) or not isinstance(fraction, float | int) or not 0 < fraction < 1:
-        raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
+        raise InputError(f"fraction must be a number in (0, 1), got {fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
+        raise InputTypeError(f"seed must be an integer, got {seed!r}")
     normalized = normalize_factors(dict(factors))
     combos = list(itertools.product(*normalized.values()))
     target = max(1, round(fraction * len(combos)))
@@ -202,7 +202,7 @@ def random_combinatorial_split(
             for i, v in enumerate(combo):
                 counts[i, v] -= 1
     if len(held) < target:
-        raise ValueError(
+        raise InputError(
             f"fraction={fraction} asks for {target} of {len(combos)} combinations held out, "
             f"but only {len(held)} could be while every value stays in training (seed={seed})"
         )

@@ -1,18 +1,29 @@
-"""Strict dataclass <-> dict conversion for configs.
+"""Strict dataclass <-> dict conversion for configs, and the readers of user config files.
 
 Configs are validated on load: an unknown key or a value of the wrong type is
-an error naming the key, never silently ignored.
+an error naming the key, never silently ignored. Every file a user hands gengap
+(experiment and study TOML files, split files, a run folder's JSON files) is read
+through :func:`read_toml` or :func:`read_json`, so a missing, unreadable or malformed
+file is one :class:`~gengap.envs.errors.InputError` naming the file (and the line).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
-from gengap.envs.registry import unknown_name_message
+from gengap.envs.errors import (
+    InputError,
+    InputFileNotFoundError,
+    InputTypeError,
+    unknown_name_message,
+)
 
 T = TypeVar("T")
 
@@ -47,16 +58,16 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, what: str | None 
     """
     what = what or cls.__name__
     if not isinstance(data, Mapping):
-        raise TypeError(f"{what} must be a mapping, got {type(data).__name__}")
+        raise InputTypeError(f"{what} must be a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
-            raise ValueError(unknown_name_message(f"key in {what}", key, fields))
+            raise InputError(unknown_name_message(f"key in {what}", key, fields))
     for key, value in data.items():
         expected = hints.get(key, Any)
         if not _matches(value, expected):
-            raise TypeError(
+            raise InputTypeError(
                 f"{what}.{key} must be {getattr(expected, '__name__', expected)}, "
                 f"got {value!r} ({type(value).__name__})"
             )
@@ -70,5 +81,56 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, what: str | None 
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ValueError(f"{what} is missing required key(s): {', '.join(missing)}")
+        raise InputError(f"{what} is missing required key(s): {', '.join(missing)}")
     return cls(**data)
+
+
+def _read_text(path: str | Path, what: str) -> tuple[Path, str]:
+    path = Path(path)
+    if not path.exists():
+        raise InputFileNotFoundError(f"{what} {str(path)!r} does not exist")
+    if not path.is_file():
+        raise InputFileNotFoundError(f"{what} {str(path)!r} is not a file")
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{what} {str(path)!r} is not UTF-8 text (bad byte at offset {error.start})"
+        ) from None
+    except OSError as error:
+        raise InputError(f"{what} {str(path)!r} cannot be read: {error.strerror}") from None
+
+
+def read_toml(path: str | Path, what: str = "TOML file") -> dict[str, Any]:
+    """The table in TOML file ``path``; the one reader of user TOML files.
+
+    Args:
+        path: The file.
+        what: What the file is, for messages (``"experiment file"``, ``"study file"``).
+
+    Raises:
+        InputFileNotFoundError: If ``path`` does not exist or is not a file.
+        InputError: If it is not UTF-8 text or not valid TOML (naming the line and column).
+    """
+    path, text = _read_text(path, what)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:  # its message ends "(at line L, column C)"
+        raise InputError(f"{what} {str(path)!r}: invalid TOML: {error}") from None
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """The value in JSON file ``path``; a malformed file is an error naming it and the line.
+
+    Raises:
+        InputFileNotFoundError: If ``path`` does not exist or is not a file.
+        InputError: If it is not UTF-8 text or not valid JSON.
+    """
+    path, text = _read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{what} {str(path)!r}: invalid JSON: {error.msg} (at line {error.lineno}, "
+            f"column {error.colno})"
+        ) from None

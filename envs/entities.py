@@ -26,6 +26,7 @@ from minigrid.core.constants import COLOR_NAMES, COLOR_TO_IDX, DIR_TO_VEC, OBJEC
 from minigrid.core.world_object import WorldObj
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
+from gengap.envs.errors import InputError
 from gengap.envs.minigrid import OBS_MODES as _GRID_OBS_MODES
 from gengap.envs.minigrid import MiniGridEnv
 from gengap.envs.registry import register_env, unknown_name_message
@@ -67,7 +68,7 @@ def tokenize_mission(mission: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> np.n
     """
     words = _TOKEN.findall(mission.lower())
     if len(words) > max_tokens:
-        raise ValueError(
+        raise InputError(
             f"mission {mission!r} has {len(words)} tokens, more than max_tokens={max_tokens}; "
             "build the env with a larger max_tokens"
         )
@@ -78,7 +79,7 @@ def tokenize_mission(mission: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> np.n
 
 def _positive(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -265,7 +266,7 @@ class EntityMiniGridEnv(MiniGridEnv):
         **kwargs: Any,
     ) -> None:
         if obs_mode not in OBS_MODES:
-            raise ValueError(unknown_name_message("obs_mode", obs_mode, OBS_MODES))
+            raise InputError(unknown_name_message("obs_mode", obs_mode, OBS_MODES))
         entities = obs_mode == "entities"
         super().__init__(
             task, split=split, part=part, obs_mode="image" if entities else obs_mode, **kwargs

@@ -22,6 +22,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
+from gengap.envs.errors import InputError
 from gengap.envs.registry import register_env, unknown_name_message
 from gengap.envs.splits import Split, level_for_reset
 
@@ -111,21 +112,21 @@ class MiniGridEnv(gymnasium.Env[np.ndarray, np.int64]):
         max_steps: int | None = None,
     ) -> None:
         if not isinstance(task, str) or not task.startswith(("MiniGrid-", "BabyAI-")):
-            raise ValueError(f"task must be a MiniGrid-* or BabyAI-* id, got {task!r}")
+            raise InputError(f"task must be a MiniGrid-* or BabyAI-* id, got {task!r}")
         if task not in gymnasium.registry:
             known = [k for k in gymnasium.registry if k.startswith(("MiniGrid-", "BabyAI-"))]
-            raise ValueError(unknown_name_message("minigrid task", task, known))
+            raise InputError(unknown_name_message("minigrid task", task, known))
         if obs_mode not in OBS_MODES:
-            raise ValueError(unknown_name_message("obs_mode", obs_mode, OBS_MODES))
+            raise InputError(unknown_name_message("obs_mode", obs_mode, OBS_MODES))
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
+            raise InputError(
                 f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}"
             )
         for name, value in (("max_repeats", max_repeats), ("max_steps", max_steps)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+                raise InputError(f"{name} must be a positive integer or None, got {value!r}")
         resolved = Split.coerce(split, DEFAULT_SPLIT)
         self.split = resolved
         self.part = part
@@ -153,7 +154,7 @@ class MiniGridEnv(gymnasium.Env[np.ndarray, np.int64]):
         # The passive checker and order-enforcing wrappers cost time on every step.
         inner = gymnasium.make(self.task, disable_env_checker=True, **kwargs).unwrapped
         if not isinstance(inner, _MiniGridBase):
-            raise ValueError(f"task {self.task!r} is not a minigrid environment")
+            raise InputError(f"task {self.task!r} is not a minigrid environment")
         return inner
 
     def _build_observation_space(self) -> spaces.Box:

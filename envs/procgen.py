@@ -25,6 +25,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import register_env, unknown_name_message
 from gengap.envs.splits import PARTS, LevelSet, Split, level_for_reset
 
@@ -167,35 +168,35 @@ def normalized_return(game: str, ret: float | np.ndarray, mode: str = "easy") ->
 
 def _check_game(game: str) -> str:
     if game not in PROCGEN_GAMES:
-        raise ValueError(unknown_name_message("Procgen game", game, PROCGEN_GAMES))
+        raise InputError(unknown_name_message("Procgen game", game, PROCGEN_GAMES))
     return game
 
 
 def _check_mode(mode: str) -> str:
     if mode not in DISTRIBUTION_MODES:
-        raise ValueError(unknown_name_message("distribution_mode", mode, DISTRIBUTION_MODES))
+        raise InputError(unknown_name_message("distribution_mode", mode, DISTRIBUTION_MODES))
     return mode
 
 
 def _check_game_options(options: dict[str, Any]) -> dict[str, bool]:
     for name, value in options.items():
         if name not in GAME_OPTIONS:
-            raise ValueError(unknown_name_message("Procgen option", name, GAME_OPTIONS))
+            raise InputError(unknown_name_message("Procgen option", name, GAME_OPTIONS))
         if not isinstance(value, bool):
-            raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+            raise InputTypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
     return dict(options)
 
 
 def _check_threads(num_threads: int) -> int:
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
-        raise ValueError(f"num_threads must be an integer >= 0, got {num_threads!r}")
+        raise InputError(f"num_threads must be an integer >= 0, got {num_threads!r}")
     return num_threads
 
 
 def _resolve_levels(split: Split | dict[str, Any] | None, part: str) -> tuple[Split, LevelSet]:
     resolved = Split.coerce(split, DEFAULT_SPLIT)
     if part not in PARTS:
-        raise ValueError(unknown_name_message("split part", part, PARTS))
+        raise InputError(unknown_name_message("split part", part, PARTS))
     return resolved, resolved.levels(part)
 
 
@@ -323,19 +324,19 @@ class ProcgenVecEnv(_PicklesNativeState, VectorEnv):
         **game_options: bool,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+            raise InputError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.game = _check_game(game)
         self.distribution_mode = _check_mode(distribution_mode)
         self.split, self.levels = _resolve_levels(split, part)
         self.part = part
         if self.levels.seeds is not None:
-            raise ValueError(
+            raise InputError(
                 f"the {part!r} part of split {self.split.name!r} lists explicit level seeds; "
                 "ProcgenVecEnv samples natively from a range (LevelSet.range). Use ProcgenEnv "
                 "(gengap.envs.make without num_envs) to play explicit seeds"
             )
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+            raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self.num_threads = _check_threads(num_threads)
         self.game_options = _check_game_options(game_options)
@@ -372,9 +373,11 @@ class ProcgenVecEnv(_PicklesNativeState, VectorEnv):
             options: Not supported (must be empty).
         """
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-            raise TypeError(f"seed must be an int or None, got {seed!r} ({type(seed).__name__})")
+            raise InputTypeError(
+                f"seed must be an int or None, got {seed!r} ({type(seed).__name__})"
+            )
         if options:
-            raise ValueError(f"ProcgenVecEnv.reset takes no options, got {sorted(options)}")
+            raise InputError(f"ProcgenVecEnv.reset takes no options, got {sorted(options)}")
         super().reset(seed=seed)
         self._rand_seed = int(self.np_random.integers(0, _MAX_RAND_SEED))
         self._build()
@@ -533,7 +536,7 @@ class ProcgenEnv(_PicklesNativeState, gymnasium.Env[np.ndarray, np.int64]):
         self.split, self.levels = _resolve_levels(split, part)
         self.part = part
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+            raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self.num_threads = _check_threads(num_threads)
         self.game_options = _check_game_options(game_options)

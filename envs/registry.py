@@ -15,7 +15,7 @@ from typing import Any
 
 import gymnasium
 
-from gengap.envs.errors import unknown_name_message
+from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.splits import Split
 
 NAMESPACE = "gengap"
@@ -133,11 +133,11 @@ def registered_ids() -> list[str]:
 def env_info(env_id: str) -> EnvInfo:
     """Registry entry of ``env_id``; unknown ids raise with the closest matches."""
     if not isinstance(env_id, str):
-        raise TypeError(f"env_id must be a string, got {type(env_id).__name__}")
+        raise InputTypeError(f"env_id must be a string, got {type(env_id).__name__}")
     try:
         return _REGISTRY[env_id]
     except KeyError:
-        raise ValueError(unknown_name_message("env id", env_id, _REGISTRY)) from None
+        raise InputError(unknown_name_message("env id", env_id, _REGISTRY)) from None
 
 
 def suite(tag: str) -> list[str]:
@@ -145,5 +145,5 @@ def suite(tag: str) -> list[str]:
     ids = [i for i, info in _REGISTRY.items() if tag in info.tags]
     if not ids:
         tags = {t for info in _REGISTRY.values() for t in info.tags}
-        raise ValueError(unknown_name_message("suite tag", tag, tags))
+        raise InputError(unknown_name_message("suite tag", tag, tags))
     return sorted(ids)

@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gengap.envs.combinations import extrapolation_split
+from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import register_env, unknown_name_message
 from gengap.envs.splits import PARTS, Split, level_for_reset
 
@@ -95,7 +96,7 @@ def _stamp(shape: str, radius: int) -> np.ndarray:
         return np.abs(dx) * 2 <= dy + radius
     if shape == "diamond":
         return np.abs(dx) + np.abs(dy) <= radius
-    raise ValueError(unknown_name_message("shape", shape, SHAPES))
+    raise InputError(unknown_name_message("shape", shape, SHAPES))
 
 
 _STAMPS = {(s, r): _stamp(s, r) for s in SHAPES for r in {*_OBJECT_RADII_PX, _AGENT_RADIUS_PX}}
@@ -121,10 +122,10 @@ def _count_range(name: str, value: Any, max_objects: int) -> tuple[int, int]:
         or len(value) != 2
         or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value)
     ):
-        raise TypeError(f"{name} must be a (min, max) pair of integers, got {value!r}")
+        raise InputTypeError(f"{name} must be a (min, max) pair of integers, got {value!r}")
     low, high = int(value[0]), int(value[1])
     if not 1 <= low <= high <= max_objects:
-        raise ValueError(
+        raise InputError(
             f"{name} must satisfy 1 <= min <= max <= max_objects={max_objects}, got {value!r}"
         )
     return low, high
@@ -252,16 +253,16 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
             ("part", part, PARTS),
         ):
             if value not in options:
-                raise ValueError(unknown_name_message(name, value, options))
+                raise InputError(unknown_name_message(name, value, options))
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+            raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         for name, limit in (("max_objects", max_objects), ("max_steps", max_steps)):
             if limit is not None and (
                 isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
             ):
-                raise ValueError(f"{name} must be a positive integer, got {limit!r}")
+                raise InputError(f"{name} must be a positive integer, got {limit!r}")
         if isinstance(distance_shaping, bool) or not isinstance(distance_shaping, float | int):
-            raise TypeError(f"distance_shaping must be a number, got {distance_shaping!r}")
+            raise InputTypeError(f"distance_shaping must be a number, got {distance_shaping!r}")
         resolved = Split.coerce(split, DEFAULT_SPLIT)
         self.split: Split = resolved
         self.part = part
@@ -344,7 +345,7 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
         elif isinstance(num_objects, Mapping):
             unknown = set(num_objects) - set(PARTS)
             if unknown:
-                raise ValueError(
+                raise InputError(
                     f"num_objects has unknown part(s) {sorted(unknown)}; expected {list(PARTS)}"
                 )
             counts = num_objects.get(self.part, _DEFAULT_COUNTS[self.task])
@@ -352,7 +353,7 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
             counts = num_objects
         low, high = _count_range(f"num_objects for part {self.part!r}", counts, self.max_objects)
         if self.task == "odd_one_out" and low < 3:
-            raise ValueError(f"odd_one_out needs at least 3 objects, got num_objects={counts!r}")
+            raise InputError(f"odd_one_out needs at least 3 objects, got num_objects={counts!r}")
         return low, high
 
     def _combination_pools(self) -> tuple[np.ndarray, np.ndarray]:
@@ -362,7 +363,7 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
             every = np.array([(c, s) for c in range(len(COLORS)) for s in range(len(SHAPES))])
             return every, every
         if set(axis.factors) != set(FACTORS):
-            raise ValueError(
+            raise InputError(
                 f"split {self.split.name!r} has factors {list(axis.factors)}; the shapes world "
                 f"needs exactly {list(FACTORS)}"
             )
@@ -372,7 +373,7 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
         for name, values in axis.factors.items():
             unknown = [v for v in values if v not in index[name]]
             if unknown:
-                raise ValueError(
+                raise InputError(
                     f"split {self.split.name!r} declares {name} value(s) {unknown} that the "
                     f"shapes world lacks (it has {list(FACTORS[name])})"
                 )
@@ -390,12 +391,12 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
         if self.task == "odd_one_out":
             for color, shape in goal_pool:
                 if not (np.any(distractors[:, 0] != color) or np.any(distractors[:, 1] != shape)):
-                    raise ValueError(
+                    raise InputError(
                         f"odd_one_out cannot make ({list(COLORS)[color]!r}, {SHAPES[shape]!r}) "
                         "odd: every training combination shares its colour and its shape"
                     )
         elif self.num_objects[1] > 1 and len(distractors) < 2:
-            raise ValueError(
+            raise InputError(
                 "scenes with distractors need at least 2 training combinations, got "
                 f"{len(distractors)}"
             )

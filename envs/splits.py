@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from gengap.envs.combination_axis import Combination, CombinationAxis
-from gengap.envs.errors import unknown_name_message
+from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 
 # Procgen and MiniGrid both take 31-bit level seeds.
 MAX_LEVEL_SEED = 2**31 - 1
@@ -37,9 +37,9 @@ PARTS = LEVEL_PARTS + COMBINATION_PARTS
 
 def _check_int(name: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise InputTypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -64,24 +64,24 @@ class LevelSet:
         if self.seeds is not None:
             seeds = tuple(_check_int("seeds[]", s) for s in self.seeds)
             if len(set(seeds)) != len(seeds):
-                raise ValueError("seeds must not repeat a level seed")
+                raise InputError("seeds must not repeat a level seed")
             if not seeds:
-                raise ValueError("seeds must hold at least one level seed, got an empty list")
+                raise InputError("seeds must hold at least one level seed, got an empty list")
             object.__setattr__(self, "seeds", seeds)
         else:
             _check_int("start", self.start)
             if self.stop is not None:
                 _check_int("stop", self.stop)
                 if self.stop <= self.start:
-                    raise ValueError(
+                    raise InputError(
                         f"stop must be greater than start, got start={self.start}, stop={self.stop}"
                     )
             if self.upper > MAX_LEVEL_SEED:
-                raise ValueError(f"stop must be <= {MAX_LEVEL_SEED}, got {self.stop}")
+                raise InputError(f"stop must be <= {MAX_LEVEL_SEED}, got {self.stop}")
         exclude = frozenset(_check_int("exclude[]", s) for s in self.exclude)
         object.__setattr__(self, "exclude", exclude)
         if len(self) == 0:
-            raise ValueError("the level set is empty after exclusions")
+            raise InputError("the level set is empty after exclusions")
 
     # -- constructors -----------------------------------------------------------------
     @classmethod
@@ -194,7 +194,7 @@ class LevelSet:
     def from_dict(cls, data: Mapping[str, Any]) -> LevelSet:
         unknown = set(data) - {"start", "stop", "seeds", "exclude"}
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"unknown key(s) {sorted(unknown)} in a level set; "
                 "expected start, stop, seeds, exclude"
             )
@@ -234,10 +234,10 @@ class Split:
         for part in LEVEL_PARTS:
             value = getattr(self, part)
             if value is not None and not isinstance(value, LevelSet):
-                raise TypeError(f"Split.{part} must be a LevelSet, got {type(value).__name__}")
+                raise InputTypeError(f"Split.{part} must be a LevelSet, got {type(value).__name__}")
         if self.combinations is not None:
             if not isinstance(self.combinations, CombinationAxis):
-                raise TypeError(
+                raise InputTypeError(
                     "Split.combinations must be a CombinationAxis or None, got "
                     f"{type(self.combinations).__name__}"
                 )
@@ -246,7 +246,7 @@ class Split:
             for name_b, set_b in parts[i + 1 :]:
                 count, examples = set_a.overlap(set_b)
                 if count:
-                    raise ValueError(
+                    raise InputError(
                         f"split {self.name!r}: {name_a} and {name_b} levels overlap in {count} "
                         f"level seed(s), e.g. {examples}; held-out levels must be disjoint "
                         "from training levels"
@@ -271,16 +271,16 @@ class Split:
         """The level set of ``part``: ``train``, ``validation`` or ``test``, or a
         combination part (``combinatorial``, ``extrapolation``), which uses ``test``'s."""
         if part not in PARTS:
-            raise ValueError(unknown_name_message("split part", part, PARTS))
+            raise InputError(unknown_name_message("split part", part, PARTS))
         if part in COMBINATION_PARTS:
             if part not in self.combination_parts:
-                raise ValueError(
+                raise InputError(
                     f"split {self.name!r} has no {part} part; it has {list(self.all_parts)}"
                 )
             return self.test
         value = getattr(self, part)
         if value is None:
-            raise ValueError(f"split {self.name!r} has no {part} part; it has {list(self.parts)}")
+            raise InputError(f"split {self.name!r} has no {part} part; it has {list(self.parts)}")
         return value
 
     def combinations_for(self, part: str) -> frozenset[Combination]:
@@ -293,7 +293,7 @@ class Split:
         """
         self.levels(part)  # unknown or missing part
         if self.combinations is None:
-            raise ValueError(
+            raise InputError(
                 f"split {self.name!r} has no combination axis, so no combinations for {part!r}"
             )
         return self.combinations.combinations_for(part)
@@ -358,23 +358,23 @@ class Split:
             return value
         if isinstance(value, Mapping):
             return cls.from_dict(value)
-        raise TypeError(f"split must be a Split, a dict or None, got {type(value).__name__}")
+        raise InputTypeError(f"split must be a Split, a dict or None, got {type(value).__name__}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Split:
         if isinstance(data, Split):
             return data
         if not isinstance(data, Mapping):
-            raise TypeError(f"split must be a Split or a mapping, got {type(data).__name__}")
+            raise InputTypeError(f"split must be a Split or a mapping, got {type(data).__name__}")
         unknown = set(data) - {"name", *LEVEL_PARTS, "combinations"}
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"unknown key(s) {sorted(unknown)} in a split; expected name, "
                 f"{', '.join(LEVEL_PARTS)}, combinations"
             )
         for required in ("train", "test"):
             if required not in data:
-                raise ValueError(f"a split needs a {required!r} part; got keys {sorted(data)}")
+                raise InputError(f"a split needs a {required!r} part; got keys {sorted(data)}")
         return cls(
             train=LevelSet.from_dict(data["train"]),
             test=LevelSet.from_dict(data["test"]),
@@ -410,9 +410,11 @@ class Split:
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
+        from gengap.envs.configio import read_json, read_toml
+
         path = Path(path)
-        text = path.read_text()
-        return cls.from_toml(text) if path.suffix == ".toml" else cls.from_json(text)
+        read = read_toml if path.suffix == ".toml" else read_json
+        return cls.from_dict(read(path, "split file"))
 
     def describe(self) -> str:
         text = "; ".join(f"{p}: {self.levels(p).describe()}" for p in self.parts)
@@ -447,16 +449,16 @@ def level_for_reset(
     options = dict(options or {})
     level = options.pop("level", None)
     if options:
-        raise ValueError(f"unknown reset option(s) {sorted(options)}; expected 'level'")
+        raise InputError(f"unknown reset option(s) {sorted(options)}; expected 'level'")
     if level is None:
         return levels.sample(rng)
     if isinstance(level, bool) or not isinstance(level, int | np.integer):
-        raise TypeError(
+        raise InputTypeError(
             f"options['level'] must be an integer level seed, got {level!r} "
             f"({type(level).__name__})"
         )
     if level not in levels:
-        raise ValueError(
+        raise InputError(
             f"level {int(level)} is not in the {part} levels of split {split_name!r} "
             f"({levels.describe()})"
         )

@@ -55,7 +55,7 @@ class EpisodeRecord:
 def level_schedule(split: Split, part: str, num_episodes: int) -> list[int]:
     """Level seeds for ``num_episodes`` episodes spread evenly over ``part``."""
     if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
-        raise ValueError(f"num_episodes must be a positive integer, got {num_episodes!r}")
+        raise InputError(f"num_episodes must be a positive integer, got {num_episodes!r}")
     levels = split.levels(part)
     if not levels.bounded:
         return levels.first(num_episodes)
@@ -253,9 +253,9 @@ def evaluate(
         One record per episode, in schedule order for exact-level families.
     """
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-        raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
+        raise InputError(f"num_workers must be a positive integer, got {num_workers!r}")
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        raise InputError(f"num_envs must be a positive integer, got {num_envs!r}")
     resolved = resolve_split(env_id, split)
     env_kwargs = dict(env_kwargs or {})
     native = env_info(env_id).native_vector

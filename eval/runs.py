@@ -32,11 +32,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gengap.agents import AgentConfig, agent_config_from_dict, default_agent_config
+from gengap.agents import AgentConfig, agent_config_for_env, agent_config_from_dict
 from gengap.agents.base import AGENT_FILE, CONFIG_FILE
 from gengap.envs import LevelSet, Split, env_info, resolve_split
-from gengap.envs.configio import config_from_dict
+from gengap.envs.configio import config_from_dict, read_toml
 from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
+from gengap.envs.factory import check_env_options, check_num_envs
 from gengap.envs.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -148,15 +149,38 @@ class ExperimentConfig:
             raise InputError(
                 f"num_train_levels must be a positive integer, got {self.num_train_levels!r}"
             )
+        if self.name is not None and (
+            not isinstance(self.name, str)
+            or self.name in ("", ".", "..")
+            or any(sep in self.name for sep in ("/", "\\"))
+        ):
+            raise InputError(
+                f"name must be a folder name (no path separators, not '.' or '..'), "
+                f"got {self.name!r}"
+            )
+        if isinstance(self.agent, dict) and "seed" in self.agent:
+            # agent_config() sets the agent's seed from the experiment's: an override here
+            # would be silently dropped.
+            raise InputError(
+                f"agent.seed ({self.agent['seed']!r}) cannot be set apart from the run: give "
+                "the experiment's seed (--seed) instead"
+            )
+        check_num_envs(self.num_envs)
+        check_num_envs(self.eval_num_envs, what="eval_num_envs")
         self.final_eval_parts = tuple(self.final_eval_parts)
-        # Bad splits, algos and agent overrides fail here, before a run folder exists.
-        self.resolved_split()
+        # Bad splits, env options, algos and agent overrides fail here, before a run
+        # folder exists.
+        check_env_options(self.env_id, self.env_kwargs, what="env_kwargs")
+        split = self.resolved_split()
+        for part in self.final_eval_parts:
+            split.levels(part)  # unknown parts raise with close matches
         self.agent_config()
 
     def agent_config(self) -> AgentConfig:
         """The agent config: the env family's defaults, then ``agent`` overrides, then seed."""
-        family = env_info(self.env_id).family
-        return default_agent_config(self.algo, family, **{**self.agent, "seed": self.seed})
+        return agent_config_for_env(
+            self.algo, self.env_id, env_kwargs=self.env_kwargs, **{**self.agent, "seed": self.seed}
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
@@ -164,13 +188,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> ExperimentConfig:
-        import tomllib
-
-        path = Path(path)
-        if not path.is_file():
-            raise InputFileNotFoundError(f"experiment file {str(path)!r} does not exist")
-        with path.open("rb") as handle:
-            return cls.from_dict(tomllib.load(handle))
+        return cls.from_dict(read_toml(path, "experiment file"))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -243,8 +261,12 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text"
-        raise InputError(f"{str(path)!r} is corrupt (not valid JSON: {reason})") from None
+        reason = (
+            f"not valid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+            if isinstance(error, json.JSONDecodeError)
+            else "not UTF-8 text"
+        )
+        raise InputError(f"{what} {str(path)!r} is corrupt ({reason})") from None
 
 
 def _write_json(path: Path, data: Any) -> None:

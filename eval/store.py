@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gengap.envs.errors import InputError, InputFileExistsError
 from gengap.envs.splits import PARTS as SPLIT_PARTS
 
 __all__ = [
@@ -46,6 +47,7 @@ SCHEMA_VERSION = 1
 PARTS: tuple[str, ...] = SPLIT_PARTS
 RUN_STATUSES: tuple[str, ...] = ("created", "running", "trained", "done", "failed", "interrupted")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 _SCHEMA_V1 = (
     """
@@ -196,6 +198,30 @@ class ResultsStore:
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self._local = threading.local()
+        self._check_file()
+
+    def _check_file(self) -> None:
+        """Refuse, on open, a path that is not an SQLite file (a folder, or a file that was
+        overwritten with other bytes), naming it: found later, deep in a run, it would be
+        "sqlite3.DatabaseError: file is not a database" and a half-made run folder."""
+        if self.path.exists() and not self.path.is_file():
+            raise InputFileExistsError(
+                f"results store {str(self.path)!r} is not a file; give the path of an SQLite file"
+            )
+        if not self.path.is_file():
+            return  # created on first use
+        try:
+            with self.path.open("rb") as handle:
+                header = handle.read(len(_SQLITE_HEADER))
+        except OSError as error:
+            raise InputError(
+                f"results store {str(self.path)!r} cannot be read ({error.strerror})"
+            ) from None
+        if header and header != _SQLITE_HEADER:  # an empty file is a new, empty database
+            raise InputError(
+                f"results store {str(self.path)!r} is not an SQLite database (it starts with "
+                f"{header[:8]!r}); move the file away or point the run at another store"
+            )
 
     # -- pickling: a store travels to worker processes as its settings, never a connection --
     def __getstate__(self) -> dict[str, Any]:
@@ -228,20 +254,40 @@ class ResultsStore:
         connection = getattr(self._local, "connection", None)
         if connection is not None and self._local.pid == os.getpid():
             return connection
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are opened explicitly (BEGIN IMMEDIATE) below.
-        connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(
+                f"results store {str(self.path)!r}: cannot create its folder ({error.strerror})"
+            ) from None
+        try:
+            # isolation_level=None: transactions are opened explicitly (BEGIN IMMEDIATE) below.
+            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        except sqlite3.OperationalError as error:
+            raise InputError(
+                f"results store {str(self.path)!r}: cannot open it ({error})"
+            ) from None
         try:
             connection.row_factory = sqlite3.Row
             connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             connection.execute("PRAGMA foreign_keys = ON")
             mode = self._retry(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone())
             if str(mode[0]).lower() != "wal":
-                raise RuntimeError(
-                    f"{self.path} cannot use SQLite's WAL journal (got {mode[0]!r}); put the "
-                    "results store on a local file system"
+                raise InputError(
+                    f"results store {str(self.path)!r} cannot use SQLite's WAL journal (got "
+                    f"{mode[0]!r}); put the results store on a local file system"
                 )
             self._ensure_schema(connection)
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            if isinstance(error, sqlite3.OperationalError) and _is_lock_error(error):
+                raise
+            # Checked on open: a file that is not a results store (overwritten, truncated,
+            # another program's) is the user's to fix, named here, not a bug deep in a run.
+            raise InputError(
+                f"results store {str(self.path)!r} is not a readable SQLite database ({error}); "
+                "move the file away or point the run at another store"
+            ) from None
         except BaseException:
             connection.close()
             raise

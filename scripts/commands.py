@@ -42,12 +42,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
         print(format_report(report))
         return 0
     ids = registered_ids()
-    if args.family:
-        families = sorted({env_info(i).family for i in ids})
-        if args.family not in families:
-            from gengap.envs.registry import unknown_name_message
-
-            raise ValueError(unknown_name_message("family", args.family, families))
+    if args.family:  # the parser checked it against the registry's families
         ids = [i for i in ids if env_info(i).family == args.family]
     table = Table(title=f"gengap environments ({len(ids)})")
     for column in ("id", "family", "axes", "default split", "observation", "action"):
@@ -68,37 +63,49 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+# train flags that set the ExperimentConfig key of the same name (over the file's value)
+_TRAIN_KEYS = (
+    "env_id",
+    "algo",
+    "num_train_levels",
+    "total_timesteps",
+    "seed",
+    "num_envs",
+    "eval_every",
+    "eval_episodes",
+    "final_eval_episodes",
+    "out_dir",
+    "name",
+    "exclude_leaked_levels",
+)
+_TRAIN_FLAGS = {"num_envs": "--num-envs", "env_kwargs": "--env-option", "agent": "--agent"}
+
+
 def _experiment_from_args(args: argparse.Namespace) -> Any:
+    from gengap.envs.configio import read_toml
+    from gengap.envs.errors import InputError
+    from gengap.envs.factory import check_env_options, check_num_envs
     from gengap.eval.runs import ExperimentConfig
 
     data: dict[str, Any] = {}
     if args.experiment:
-        import tomllib
-
-        path = Path(args.experiment)
-        if not path.is_file():
-            raise FileNotFoundError(f"experiment file {args.experiment!r} does not exist")
-        data = tomllib.loads(path.read_text())
-    for key in (
-        "env_id",
-        "algo",
-        "num_train_levels",
-        "total_timesteps",
-        "seed",
-        "num_envs",
-        "out_dir",
-        "name",
-        "exclude_leaked_levels",
-    ):
+        data = read_toml(args.experiment, "experiment file")
+    for key in _TRAIN_KEYS:
         value = getattr(args, key)
         if value is not None:
             data[key] = value
-    if args.agent:
-        data["agent"] = {**data.get("agent", {}), **dict(args.agent)}
     if "env_id" not in data:
-        raise ValueError(
+        raise InputError(
             "train needs an environment: give --env ID or an experiment file with env_id"
         )
+    if args.num_envs is not None:
+        check_num_envs(args.num_envs, "--num-envs")
+    if args.env_options:
+        # Checked apart from the file's options so the message names the flag.
+        check_env_options(str(data["env_id"]), dict(args.env_options), what="--env-option")
+        data["env_kwargs"] = {**data.get("env_kwargs", {}), **dict(args.env_options)}
+    if args.agent:
+        data["agent"] = {**data.get("agent", {}), **dict(args.agent)}
     return ExperimentConfig.from_dict(data)
 
 
@@ -108,14 +115,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = resume_experiment(args.resume)
     else:
-        run_dir = run_experiment(_experiment_from_args(args))
+        from gengap.eval.runs import check_out_dir
+        from gengap.eval.store import ResultsStore
+
+        config = _experiment_from_args(args)
+        check_out_dir(config.out_dir, "--out" if args.out_dir is not None else "out_dir")
+        ResultsStore(config.store_path())  # a file that is not a store fails now, named
+        run_dir = run_experiment(config)
     _print_run_summary([run_dir])
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from gengap.eval.evaluate import evaluate_run
+    from gengap.eval.runs import RunFolder
 
+    # A bad run folder or results store fails before any episode is played.
+    folder = RunFolder(args.run_dir)
+    folder.require_run()
+    folder.store()
     records = evaluate_run(
         args.run_dir,
         part=args.part,
@@ -133,9 +151,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_report_runs(run_dirs: list[str], tag: str) -> None:
+    """Refuse a run given twice and a tag some run has no episodes of, before writing."""
+    from gengap.envs.errors import InputError
+    from gengap.envs.registry import unknown_name_message
+    from gengap.eval.runs import RunFolder
+
+    seen: dict[str, str] = {}
+    for run_dir in run_dirs:
+        folder = RunFolder(run_dir)
+        folder.require_run()
+        run_id = folder.run_id()
+        if run_id in seen:
+            raise InputError(
+                f"run folders {seen[run_id]!r} and {run_dir!r} hold the same run {run_id!r}; "
+                "give each run once"
+            )
+        seen[run_id] = run_dir
+        if tag == "latest":
+            continue
+        tags = {e["eval_tag"] for e in folder.store().episodes(run_id=run_id)}
+        if tag not in tags:
+            if not tags:
+                raise InputError(f"--tag {tag!r}: run {run_dir!r} has no evaluation episodes yet")
+            raise InputError(
+                f"--tag: run {run_dir!r} has no episodes with this tag: "
+                + unknown_name_message("tag", tag, tags)
+            )
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from gengap.eval.report import report_runs
+    from gengap.eval.runs import check_out_dir
 
+    _check_report_runs(args.run_dirs, args.tag)
+    check_out_dir(args.out, "-o/--out")
     path = report_runs(args.run_dirs, args.out, tag=None if args.tag == "latest" else args.tag)
     print(f"report: {path}")
     return 0
@@ -143,7 +193,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from gengap.drivers.quickstart import run_quickstart
+    from gengap.eval.runs import check_out_dir
 
+    check_out_dir(args.out, "--out")
     run_quickstart(
         seeds=args.seeds,
         total_timesteps=args.steps,
@@ -157,8 +209,11 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def cmd_study(args: argparse.Namespace) -> int:
     from gengap.drivers.study import load_study, run_study
+    from gengap.eval.runs import check_out_dir
 
     study = load_study(args.study_file)  # bad files fail here, before any training
+    if args.out is not None:
+        check_out_dir(args.out, "--out")
     console.print(
         f"study {study.name}: {len(study.arms)} arms x {len(study.seeds)} seeds on "
         f"{study.env_id}, {study.total_timesteps:,} steps each"
@@ -171,19 +226,10 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import importlib.util
+    from gengap.scripts.bench import run_bench
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"bench_{args.what}.py"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"benchmark {args.what!r}: {path} is missing (run from a source checkout)"
-        )
-    spec = importlib.util.spec_from_file_location(f"gengap_bench_{args.what}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return int(module.main([]) or 0)
+    # The parser's choices are the files there, so the file exists.
+    return run_bench(args.what, ["--quick"] if args.quick else [])
 
 
 def _print_run_summary(run_dirs: list[Path]) -> None:

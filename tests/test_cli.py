@@ -38,7 +38,7 @@ def test_envs_table_lists_every_registered_env(capsys):
         (["envs", "--family", "procgn"], "unknown family 'procgn'; did you mean 'procgen'"),
         (
             ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--seed", "abc"],
-            "--seed must be an integer, got 'abc'",
+            "--seed must be a non-negative integer, got 'abc'",
         ),
         (
             ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--train-levels", "0"],
@@ -48,6 +48,64 @@ def test_envs_table_lists_every_registered_env(capsys):
             ["train", "--env", "gengap/minigrd-doorkey-5x5-v0"],
             "did you mean 'gengap/minigrid-doorkey-5x5-v0'",
         ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--seed", "-1"],
+            "--seed must be a non-negative integer, got -1",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--num-envs", "100000"],
+            "--num-envs must be at most 1024, got 100000: every env is a simulator",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--algo", "sca"],
+            "argument --algo: unknown algo 'sca'; did you mean 'sac'?",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--algo", "sac"],
+            "SAC needs a continuous (Box) action space; gengap/minigrid-doorkey-5x5-v0 has "
+            "Discrete(7); algorithms that fit: dqn, ppo",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--eval-every", "-5"],
+            "--eval-every must be a non-negative integer, got -5",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--env-option", "obs_mod=image"],
+            "--env-option: unknown gengap/minigrid-doorkey-5x5-v0 option 'obs_mod'; "
+            "did you mean 'obs_mode'?",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--env-option", "obs_mode=imag"],
+            "--env-option: unknown obs_mode 'imag'; did you mean 'image'?",
+        ),
+        (
+            [
+                "train",
+                "--env",
+                "gengap/procgen-coinrun-v0",
+                "--env-option",
+                "distribution_mode=hrd",
+            ],
+            "--env-option: unknown distribution_mode 'hrd'; did you mean 'hard'?",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--env-option", "task=x"],
+            "--env-option 'task' cannot be set for gengap/minigrid-doorkey-5x5-v0",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--name", "../../escape"],
+            "name must be a folder name (no path separators",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--env-option", "x"],
+            "--env-option must look like KEY=VALUE, got 'x'",
+        ),
+        (["eval", "no/such/run", "--workers", "100000"], "--workers must be at most"),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--agent", "seed=3"],
+            "agent.seed (3) cannot be set apart from the run: give the experiment's seed (--seed)",
+        ),
+        (["bench", "shapez"], "unknown target 'shapez'; did you mean 'shapes'?"),
         (["train", "--steps", "100"], "train needs an environment"),
         (["train", "missing.toml"], "experiment file 'missing.toml' does not exist"),
         (["train", "--resume", "no/such/run"], "no config.json there"),

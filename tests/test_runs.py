@@ -191,7 +191,9 @@ def test_quiet_progress_writes_nothing():
 
 
 def test_the_ctrl_c_message_offers_resume_only_with_a_checkpoint(tmp_path):
-    resumable = _interrupted_message(TrainingInterrupted(tmp_path, resumable=True))
+    resumable = _interrupted_message(TrainingInterrupted(tmp_path, resumable=True), "train")
     assert f"--resume {tmp_path}" in resumable
-    assert "--resume" not in _interrupted_message(TrainingInterrupted(tmp_path, resumable=False))
-    assert "--resume" not in _interrupted_message(KeyboardInterrupt())
+    assert "--resume" not in _interrupted_message(
+        TrainingInterrupted(tmp_path, resumable=False), "train"
+    )
+    assert "--resume" not in _interrupted_message(KeyboardInterrupt(), "train")

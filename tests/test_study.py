@@ -85,6 +85,7 @@ def test_study_file_and_errors(tmp_path):
         _study(
             tmp_path,
             env_id="gengap/minigrid-doorkey-5x5-v0",
+            arms=[{"name": "a"}],  # the shapes arms' obs_mode="slots" is no MiniGrid option
             evaluations=[{"name": "x", "part": "extrapolation"}],
         )
     with pytest.raises(FileNotFoundError, match="does not exist"):
