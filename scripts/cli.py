@@ -87,11 +87,49 @@ def build_parser() -> argparse.ArgumentParser:
     envs.add_argument(
         "--check-leakage",
         metavar="ENV_ID",
-        help="report held-out levels that duplicate training levels",
+        help="report held-out levels identical to training levels, for this id (see "
+        "`gengap envs` for ids; default: list the envs instead)",
     )
-    envs.add_argument("--train-levels", type=_positive_int("--train-levels"), default=None)
-    envs.add_argument("--test-levels", type=_positive_int("--test-levels"), default=1000)
-    envs.add_argument("--family", help="only this family (procgen, minigrid, babyai, ...)")
+    envs.add_argument(
+        "--train-levels",
+        type=_positive_int("--train-levels"),
+        default=None,
+        help="training levels to compare against, the first ones of the split "
+        "(default: all of a bounded training set)",
+    )
+    envs.add_argument(
+        "--test-levels",
+        type=_positive_int("--test-levels"),
+        default=1000,
+        help="held-out levels to check, the first ones of --part (default: 1000)",
+    )
+    envs.add_argument(
+        "--part",
+        choices=["test", "validation"],
+        default="test",
+        help="held-out part to check: test or validation (default: test)",
+    )
+    envs.add_argument(
+        "--env-option",
+        metavar="KEY=VALUE",
+        action="append",
+        type=_key_value("--env-option"),
+        default=[],
+        help="env option for the check, e.g. --env-option distribution_mode=hard "
+        "(repeatable; levels differ by option; default: none)",
+    )
+    envs.add_argument(
+        "--probe-steps",
+        type=_non_negative_int("--probe-steps"),
+        default=None,
+        help="steps of the probe rollout that confirms two levels are identical "
+        "(0: initial state only; default: the family's, 100 for Procgen, 0 where the "
+        "fingerprint is the full initial state)",
+    )
+    envs.add_argument(
+        "--family",
+        help="list only this family: babyai, minigrid, procgen or shapes (default: all)",
+    )
 
     train = sub.add_parser("train", help="train on training levels, evaluate on held-out levels")
     train.add_argument("experiment", nargs="?", help="TOML experiment file (flags override it)")

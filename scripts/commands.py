@@ -31,24 +31,16 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
     from gengap.envs import env_info, registered_ids
 
-    if args.check_leakage:
-        env_info(args.check_leakage)  # unknown ids fail here, with close matches
-        from gengap.envs.leakage import check_leakage, format_report
-
-        report = check_leakage(
-            args.check_leakage,
-            num_train_levels=args.train_levels,
-            num_test_levels=args.test_levels,
-        )
-        print(format_report(report))
-        return 0
+    if args.check_leakage is not None:
+        return _check_leakage(args)
     ids = registered_ids()
-    if args.family:
+    if args.family is not None:
         families = sorted({env_info(i).family for i in ids})
         if args.family not in families:
+            from gengap.envs.errors import InputError
             from gengap.envs.registry import unknown_name_message
 
-            raise ValueError(unknown_name_message("family", args.family, families))
+            raise InputError("--family: " + unknown_name_message("family", args.family, families))
         ids = [i for i in ids if env_info(i).family == args.family]
     table = Table(title=f"gengap environments ({len(ids)})")
     for column in ("id", "family", "axes", "default split", "observation", "action"):
@@ -66,6 +58,37 @@ def cmd_envs(args: argparse.Namespace) -> int:
         )
         env.close()
     console.print(table)
+    return 0
+
+
+def _check_leakage(args: argparse.Namespace) -> int:
+    from gengap.envs import env_info
+    from gengap.envs.errors import InputError
+    from gengap.envs.leakage import check_env_options, check_leakage, format_report
+
+    env_id = args.check_leakage.strip()
+    if not env_id:
+        raise InputError(
+            f"--check-leakage needs an env id (see `gengap envs`), got {args.check_leakage!r}"
+        )
+    env_info(env_id)  # unknown ids fail here, with close matches
+    keys = [key for key, _ in args.env_option]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise InputError(f"--env-option sets {', '.join(repeated)} more than once")
+    try:
+        env_options = check_env_options(dict(args.env_option))
+    except InputError as error:
+        raise InputError(f"--env-option: {error}") from None
+    report = check_leakage(
+        env_id,
+        num_train_levels=args.train_levels,
+        num_test_levels=args.test_levels,
+        part=args.part,
+        probe_steps=args.probe_steps,
+        **env_options,
+    )
+    print(format_report(report))
     return 0
 
 
