@@ -13,16 +13,20 @@ Two levels are reported identical when both of these agree:
 1. the initial-state fingerprint (``level_fingerprint()``): MiniGrid/BabyAI hash
    the full grid, agent position and direction and the mission; the shapes world
    its whole scene; Procgen only its first frame, which can show no more than the
-   start area (10 of coinrun's first 1,000 test levels share a first frame with
-   one of its 200 training levels, yet differ a few steps in);
-2. a probe rollout: the same fixed action sequence (:data:`PROBE_STEPS` actions
-   drawn from the action space seeded with :data:`PROBE_SEED`) played on both,
-   with the same observations, rewards and episode ends at every step.
+   start area (10 of coinrun's and 25 of ninja's first 1,000 test levels share a
+   first frame with one of their 200 training levels, yet differ 1 to 62 steps in);
+2. a probe rollout where the family needs one (:data:`FAMILY_PROBE_STEPS`): the
+   same fixed action sequence (:func:`probe_actions`) played on both, with the same
+   observations, rewards and episode ends at every step.
 
 Equal initial states are necessary for identical levels, so the probe runs only on
 levels whose initial fingerprint collides with a training level's (or with
-another training level's); every other level is distinct after step 1. The check
-costs about the same as fingerprinting the first frames alone.
+another training level's); every other level is distinct at step 0. Building each
+level's env, not stepping it, is what the check costs, so the probe adds a build per
+probed level and per episode it ends (maze, 200 vs 1,000 levels: 1,606 builds
+instead of 1,200), and batching the probe in one native vector env would save
+little: stepping 256 coinrun levels 50 steps took 0.75 s one by one and 0.76 s
+batched with ``set_state``.
 
 Procgen's own ``get_state()`` bytes are no level identity: they include the
 level seed, the RNG states derived from it and from ``rand_seed``, so even one
@@ -36,7 +40,7 @@ import contextlib
 import copy
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium
@@ -50,14 +54,16 @@ from gengap.envs.splits import Split
 # Bounded training sets up to this size are fingerprinted in full by default.
 MAX_DEFAULT_TRAIN_LEVELS = 100_000
 # Length of the probe rollout. Measured on the first-frame collisions of all 16
-# Procgen games (200 training vs 1,000 test levels, easy): after 50 probe steps
-# the count of identical pairs no longer changes up to 500; twice that for margin.
+# Procgen games, easy and hard (200 training vs the first 1,000 test levels): 52
+# pairs in coinrun and ninja are told apart after 1 to 62 probe steps, maze's 29
+# stay identical for 1,000 steps, and no other game has a collision.
 PROBE_STEPS = 100
 # Probe length by family (others: PROBE_STEPS). MiniGrid/BabyAI and the shapes world
 # fingerprint the complete initial state (grid or scene, agent, mission) and step
-# deterministically from it, so equal fingerprints already mean identical levels;
-# a probe there costs ~10x the check (DoorKey-5x5: 38 s instead of 3 s) and changes
-# nothing (98.3% with and without). Procgen fingerprints only its first frame.
+# deterministically from it, so equal fingerprints already mean identical levels. A
+# probe there changes nothing and costs ~50x (DoorKey-5x5, 200 vs 1,000 levels: 983
+# copies either way; 0.3 CPU s without, 14 with 100 steps). Procgen's fingerprint is
+# its first frame alone.
 FAMILY_PROBE_STEPS: dict[str, int] = {
     "procgen": PROBE_STEPS,
     "minigrid": 0,
@@ -89,6 +95,8 @@ class LeakageReport:
         duplicates: ``(held_out_seed, train_seed)`` pairs, one per duplicated held-out
             level, naming the first training level identical to it.
         probe_steps: Length of the probe rollout that confirmed each identity.
+        env_options: The env options the levels were built with (e.g.
+            ``{"distribution_mode": "hard"}``; levels differ by option).
     """
 
     env_id: str
@@ -99,6 +107,7 @@ class LeakageReport:
     distinct_train_levels: int
     duplicates: tuple[tuple[int, int], ...]
     probe_steps: int
+    env_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:
@@ -200,6 +209,7 @@ def check_leakage(
         distinct_train_levels=distinct_train_levels,
         duplicates=tuple(duplicates),
         probe_steps=probe_steps,
+        env_options=dict(env_kwargs),
     )
 
 
@@ -350,8 +360,9 @@ def _update(digest: Any, value: Any) -> None:
 def format_report(report: LeakageReport, max_examples: int = 5) -> str:
     """One paragraph summing up ``report`` (what ``gengap envs --check-leakage`` prints)."""
     split = report.split
+    options = "".join(f", {key}={value!r}" for key, value in report.env_options.items())
     head = (
-        f"{report.env_id}, split {split.name!r}: {len(report.duplicates)} of the first "
+        f"{report.env_id}{options}, split {split.name!r}: {len(report.duplicates)} of the first "
         f"{report.test_levels_checked} {report.part} levels ({report.fraction:.1%}) are "
         f"identical to one of {report.train_levels_checked} training levels "
         f"({report.distinct_train_levels} distinct; identical = same initial state and "

@@ -92,22 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     envs.add_argument(
         "--train-levels",
+        metavar="N",
         type=_positive_int("--train-levels"),
         default=None,
-        help="training levels to compare against, the first ones of the split "
-        "(default: all of a bounded training set)",
+        help="with --check-leakage: training levels to compare against, the first ones of "
+        "the split (default: all of a bounded training set)",
     )
     envs.add_argument(
         "--test-levels",
+        metavar="N",
         type=_positive_int("--test-levels"),
-        default=1000,
-        help="held-out levels to check, the first ones of --part (default: 1000)",
+        default=None,
+        help="with --check-leakage: held-out levels to check, the first ones of --part "
+        "(default: 1000)",
     )
     envs.add_argument(
         "--part",
         choices=["test", "validation"],
-        default="test",
-        help="held-out part to check: test or validation (default: test)",
+        default=None,
+        help="with --check-leakage: held-out part to check, test or validation (default: test)",
     )
     envs.add_argument(
         "--env-option",
@@ -115,16 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=_key_value("--env-option"),
         default=[],
-        help="env option for the check, e.g. --env-option distribution_mode=hard "
+        help="with --check-leakage: env option, e.g. --env-option distribution_mode=hard "
         "(repeatable; levels differ by option; default: none)",
     )
     envs.add_argument(
         "--probe-steps",
+        metavar="N",
         type=_non_negative_int("--probe-steps"),
         default=None,
-        help="steps of the probe rollout that confirms two levels are identical "
-        "(0: initial state only; default: the family's, 100 for Procgen, 0 where the "
-        "fingerprint is the full initial state)",
+        help="with --check-leakage: steps of the probe rollout that confirms two levels "
+        "are identical (0: initial state only; default: the family's, 100 for Procgen, 0 "
+        "where the fingerprint is the full initial state)",
     )
     envs.add_argument(
         "--family",

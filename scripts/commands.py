@@ -30,14 +30,26 @@ def cmd_envs(args: argparse.Namespace) -> int:
     import gymnasium
 
     from gengap.envs import env_info, registered_ids
+    from gengap.envs.errors import InputError
 
     if args.check_leakage is not None:
+        if args.family is not None:
+            raise InputError("--family lists envs; it does not apply with --check-leakage")
         return _check_leakage(args)
+    check_only = {
+        "--train-levels": args.train_levels,
+        "--test-levels": args.test_levels,
+        "--part": args.part,
+        "--env-option": args.env_option or None,
+        "--probe-steps": args.probe_steps,
+    }
+    given = [flag for flag, value in check_only.items() if value is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} only apply with --check-leakage ENV_ID")
     ids = registered_ids()
     if args.family is not None:
         families = sorted({env_info(i).family for i in ids})
         if args.family not in families:
-            from gengap.envs.errors import InputError
             from gengap.envs.registry import unknown_name_message
 
             raise InputError("--family: " + unknown_name_message("family", args.family, families))
@@ -80,12 +92,16 @@ def _check_leakage(args: argparse.Namespace) -> int:
         env_options = check_env_options(dict(args.env_option))
     except InputError as error:
         raise InputError(f"--env-option: {error}") from None
+    # Flags left out take the library's defaults (its help text names them).
+    given = {
+        "num_test_levels": args.test_levels,
+        "part": args.part,
+        "probe_steps": args.probe_steps,
+    }
     report = check_leakage(
         env_id,
         num_train_levels=args.train_levels,
-        num_test_levels=args.test_levels,
-        part=args.part,
-        probe_steps=args.probe_steps,
+        **{name: value for name, value in given.items() if value is not None},
         **env_options,
     )
     print(format_report(report))

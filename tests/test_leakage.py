@@ -60,7 +60,7 @@ def _replay(env: Any, level: int, actions: list[Any]) -> list[tuple[Any, ...]]:
 def _first_difference(report: LeakageReport, test_seed: int, train_seed: int) -> int | None:
     """The first step at which the pair differs under a shared random action sequence
     (not the check's probe), or None if it never does in :data:`REPLAY_STEPS` steps."""
-    env_kwargs: dict[str, Any] = {"split": report.split}
+    env_kwargs = {"split": report.split, **report.env_options}
     held_out = ge.make(report.env_id, part=report.part, **env_kwargs)
     train = ge.make(report.env_id, part="train", **env_kwargs)
     space = held_out.action_space
@@ -155,6 +155,13 @@ def test_procgen_maze_copies_are_found_and_replay_identically() -> None:
     assert report.probe_steps == PROBE_STEPS
     assert report.duplicates == tuple(sorted(MAZE_COPIES))
     _assert_copies(report)
+    # Levels differ by option: hard mode builds other mazes from the same seeds.
+    hard = check_leakage(
+        "gengap/procgen-maze-v0", split, num_test_levels=len(split.test), distribution_mode="hard"
+    )
+    assert hard.env_options == {"distribution_mode": "hard"}
+    assert len(hard.duplicates) < len(report.duplicates)
+    _assert_copies(hard)
 
 
 @pytest.mark.parametrize(
@@ -275,6 +282,14 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
             "distribution_mode 'x'",
         ),
         (["--family", ""], "--family: unknown family ''"),
+        (
+            ["--part", "validation", "--env-option", "a=1"],
+            "--part, --env-option only apply with --check-leakage ENV_ID",
+        ),
+        (
+            ["--check-leakage", FEW_LAYOUTS_ID, "--family", "minigrid"],
+            "--family lists envs; it does not apply with --check-leakage",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line(
@@ -314,3 +329,4 @@ def test_cli_checks_the_part_and_options_asked_for(capsys: pytest.CaptureFixture
         "7",
     )
     assert code == 0 and "same 7-step probe rollout" in out and "of 5 training levels" in out
+    assert out.startswith("gengap/procgen-coinrun-v0, distribution_mode='hard', split")
