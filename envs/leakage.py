@@ -30,8 +30,9 @@ batched with ``set_state``.
 
 Procgen's own ``get_state()`` bytes are no level identity: they include the
 level seed, the RNG states derived from it and from ``rand_seed``, so even one
-level built with two ``rand_seed`` values gives different bytes (and the maze
-pairs that replay identically for hundreds of steps differ in half their bytes).
+level built with two ``rand_seed`` values gives different bytes, and maze's
+copies (test 10042 and train 117 replay identically for 1,000 steps) differ in
+12,937 of about 21,400 bytes.
 """
 
 from __future__ import annotations
@@ -193,10 +194,10 @@ def check_leakage(
     train_seeds = train_levels.first(num_train_levels)
     test_seeds = held_out_levels.first(num_test_levels)
     with contextlib.ExitStack() as envs:
-        train = _Levels(envs.enter_context(_make_checked(env_id, resolved, "train", env_kwargs)))
-        held_out = _Levels(envs.enter_context(_make_checked(env_id, resolved, part, env_kwargs)))
-        actions = probe_actions(train.env.action_space, probe_steps)
-        train.actions = held_out.actions = actions
+        train_env = envs.enter_context(_make_checked(env_id, resolved, "train", env_kwargs))
+        held_out_env = envs.enter_context(_make_checked(env_id, resolved, part, env_kwargs))
+        actions = probe_actions(train_env.action_space, probe_steps)
+        train, held_out = _Levels(train_env, actions), _Levels(held_out_env, actions)
         distinct_train_levels, duplicates = _find_duplicates(
             train, held_out, train_seeds, test_seeds
         )
@@ -216,9 +217,9 @@ def check_leakage(
 class _Levels:
     """One part's env: initial fingerprints, and probe digests computed once per level."""
 
-    def __init__(self, env: gymnasium.Env) -> None:
+    def __init__(self, env: gymnasium.Env, actions: list[Any]) -> None:
         self.env = env
-        self.actions: list[Any] = []
+        self.actions = actions
         self._probes: dict[int, bytes] = {}
 
     def initial(self, seeds: Sequence[int]) -> list[bytes]:
