@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--check-leakage",
         metavar="ENV_ID",
         default_text="off: list the envs",
-        help="report held-out levels that duplicate training levels, for this env id "
+        help="report held-out levels identical to training levels, for this env id "
         "(`gengap envs` lists them)",
     )
     _option(
@@ -243,15 +243,48 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_positive_int("--train-levels"),
         default=None,
-        default_text="the env's default split",
-        help="with --check-leakage: training levels 0..N-1 to compare against",
+        default_text="all of a bounded training set",
+        help="with --check-leakage: training levels to compare against, the first ones of "
+        "the split",
     )
-    envs.add_argument(
+    _option(
+        envs,
         "--test-levels",
         metavar="N",
         type=_positive_int("--test-levels"),
-        default=1000,
-        help="with --check-leakage: held-out levels to check",
+        default=None,
+        default_text="1000",
+        help="with --check-leakage: held-out levels to check, the first ones of --part",
+    )
+    _option(
+        envs,
+        "--part",
+        choices=["test", "validation"],
+        default=None,
+        default_text="test",
+        help="with --check-leakage: the held-out part to check",
+    )
+    _option(
+        envs,
+        "--env-option",
+        metavar="KEY=VALUE",
+        action="append",
+        type=_key_value("--env-option"),
+        default=[],
+        default_text="none",
+        help="with --check-leakage: an env option, e.g. --env-option distribution_mode=hard "
+        "(repeatable; Procgen levels differ by distribution_mode)",
+    )
+    _option(
+        envs,
+        "--probe-steps",
+        metavar="N",
+        type=_non_negative_int("--probe-steps"),
+        default=None,
+        default_text="the family's: 100 for Procgen, 0 where the fingerprint is the full "
+        "initial state",
+        help="with --check-leakage: steps of the probe rollout that confirms two levels are "
+        "identical (0: initial state only)",
     )
     _option(
         envs,

@@ -29,18 +29,22 @@ def cmd_envs(args: argparse.Namespace) -> int:
     import gymnasium
 
     from gengap.envs import env_info, registered_ids
+    from gengap.envs.errors import InputError
 
-    if args.check_leakage:
-        env_info(args.check_leakage)  # unknown ids fail here, with close matches
-        from gengap.envs.leakage import check_leakage, format_report
-
-        report = check_leakage(
-            args.check_leakage,
-            num_train_levels=args.train_levels,
-            num_test_levels=args.test_levels,
-        )
-        print(format_report(report))
-        return 0
+    if args.check_leakage is not None:
+        if args.family is not None:
+            raise InputError("--family lists envs; it does not apply with --check-leakage")
+        return _check_leakage(args)
+    check_only = {
+        "--train-levels": args.train_levels,
+        "--test-levels": args.test_levels,
+        "--part": args.part,
+        "--env-option": args.env_option or None,
+        "--probe-steps": args.probe_steps,
+    }
+    given = [flag for flag, value in check_only.items() if value is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} only apply with --check-leakage ENV_ID")
     ids = registered_ids()
     if args.family:  # the parser checked it against the registry's families
         ids = [i for i in ids if env_info(i).family == args.family]
@@ -60,6 +64,41 @@ def cmd_envs(args: argparse.Namespace) -> int:
         )
         env.close()
     console.print(table)
+    return 0
+
+
+def _check_leakage(args: argparse.Namespace) -> int:
+    from gengap.envs import env_info
+    from gengap.envs.errors import InputError
+    from gengap.envs.leakage import check_env_options, check_leakage, format_report
+
+    env_id = args.check_leakage.strip()
+    if not env_id:
+        raise InputError(
+            f"--check-leakage needs an env id (see `gengap envs`), got {args.check_leakage!r}"
+        )
+    env_info(env_id)  # unknown ids fail here, with close matches
+    keys = [key for key, _ in args.env_option]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise InputError(f"--env-option sets {', '.join(repeated)} more than once")
+    try:
+        env_options = check_env_options(dict(args.env_option))
+    except InputError as error:
+        raise InputError(f"--env-option: {error}") from None
+    # Flags left out take the library's defaults (its help text names them).
+    given = {
+        "num_test_levels": args.test_levels,
+        "part": args.part,
+        "probe_steps": args.probe_steps,
+    }
+    report = check_leakage(
+        env_id,
+        num_train_levels=args.train_levels,
+        **{name: value for name, value in given.items() if value is not None},
+        **env_options,
+    )
+    print(format_report(report))
     return 0
 
 
