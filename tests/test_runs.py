@@ -167,7 +167,8 @@ def test_progress_in_a_log_is_full_lines_every_tenth():
         progress.update(step, "train success 0.50 | test success 0.25" if step == 50_000 else None)
     progress.close()
     lines = stream.getvalue().splitlines()
-    assert 9 <= len(lines) <= 11
+    steps = [int(line.split(": ", 1)[1].split("/", 1)[0]) for line in lines]
+    assert steps == list(range(10_000, 100_001, 10_000))  # each tenth, never cut short
     assert all(line.startswith("doorkey-run-with-a-long-name-s0: ") for line in lines)
     assert lines[-1].startswith("doorkey-run-with-a-long-name-s0: 100000/100000 steps (100%)")
     assert "eta" in lines[-1] and "steps/s" in lines[-1]
@@ -195,3 +196,12 @@ def test_the_ctrl_c_message_offers_resume_only_with_a_checkpoint(tmp_path):
     assert f"--resume {tmp_path}" in resumable
     assert "--resume" not in _interrupted_message(TrainingInterrupted(tmp_path, resumable=False))
     assert "--resume" not in _interrupted_message(KeyboardInterrupt())
+
+
+def test_every_registered_algo_has_a_trainer():
+    from gengap.agents import agent_config_class, registered_algos
+    from gengap.drivers.train import OnlineTrainer, trainer_class
+
+    assert registered_algos()
+    for algo in registered_algos():
+        assert trainer_class(agent_config_class(algo)()) is OnlineTrainer
