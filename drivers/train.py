@@ -522,11 +522,16 @@ def _add_seconds(folder: RunFolder, **seconds: float) -> None:
 
 
 def _device(agent: Agent) -> str:
-    """The device the agent's networks are on (``auto`` resolved)."""
-    device = getattr(agent, "device", None)
-    if device is None:
-        device = resolve_device(getattr(agent.config, "device", "auto"))
-    return str(device)
+    """The device the agent's networks really run on.
+
+    An SB3 model's own ``device`` is the truth: SB3 falls back to the CPU when the
+    requested CUDA device is missing, so the config's device can differ from it.
+    """
+    for holder in (getattr(agent, "model", None), agent):
+        device = getattr(holder, "device", None)
+        if device is not None:
+            return str(device)
+    return resolve_device(agent.config.device)
 
 
 # -- 4. final evaluation -------------------------------------------------------------------

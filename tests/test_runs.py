@@ -152,6 +152,19 @@ def test_train_out_that_is_not_a_writable_folder_names_out(tmp_path, capsys, kin
     assert "--out" in err and str(out) in err
 
 
+def test_run_json_records_the_device_really_used(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA: SB3 then falls back to the CPU")
+    run_dir = run_experiment(
+        _config(tmp_path, total_timesteps=64, eval_every=64, agent={"n_steps": 32,
+                "batch_size": 64, "n_epochs": 1, "device": "cuda"}),
+        quiet=True,
+    )  # fmt: skip
+    assert json.loads((run_dir / "run.json").read_text())["device"] == "cpu"
+
+
 def test_eval_num_envs_is_a_positive_count():
     assert _config("runs").eval_num_envs == 4
     assert ExperimentConfig(env_id=ENV_ID).eval_num_envs == 16
