@@ -152,6 +152,17 @@ def test_train_out_that_is_not_a_writable_folder_names_out(tmp_path, capsys, kin
     assert "--out" in err and str(out) in err
 
 
+@pytest.mark.parametrize("command", ["study", "quickstart"])
+def test_study_and_quickstart_out_that_is_a_file_names_out(tmp_path, capsys, command):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    root = Path(__file__).resolve().parent.parent
+    first = [str(root / "studies" / "shapes_pixels_vs_slots.toml")] if command == "study" else []
+    assert main([command, *first, "--out", str(taken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--out" in err and "is a file" in err
+
+
 def test_run_json_records_the_device_really_used(tmp_path):
     import torch
 
