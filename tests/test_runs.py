@@ -218,8 +218,9 @@ def test_quiet_progress_writes_nothing():
 def test_the_ctrl_c_message_offers_resume_only_with_a_checkpoint(tmp_path):
     resumable = _interrupted_message(TrainingInterrupted(tmp_path, resumable=True))
     assert f"--resume {tmp_path}" in resumable
-    assert "--resume" not in _interrupted_message(TrainingInterrupted(tmp_path, resumable=False))
-    assert "--resume" not in _interrupted_message(KeyboardInterrupt())
+    early = _interrupted_message(TrainingInterrupted(tmp_path, resumable=False))
+    assert "--resume" not in early and "nothing to resume" in early
+    assert _interrupted_message(KeyboardInterrupt()) == "gengap: interrupted"
 
 
 def test_every_registered_algo_has_a_trainer():
