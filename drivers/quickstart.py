@@ -17,7 +17,7 @@ from typing import Any
 from gengap.drivers.train import run_or_resume
 from gengap.eval.executor import Executor
 from gengap.eval.report import report_runs
-from gengap.eval.runs import ExperimentConfig, RunFolder
+from gengap.eval.runs import ExperimentConfig, RunFolder, check_out_dir
 
 QUICKSTART_ENV = "gengap/minigrid-multiroom-n2-s4-v0"
 QUICKSTART_STEPS = 150_000
@@ -76,6 +76,7 @@ def run_quickstart(
         num_train_levels or QUICKSTART_TRAIN_LEVELS,
         out_dir,
     )
+    check_out_dir(out_dir)
     first = configs[0]
     split = first.resolved_split()
     console.print(

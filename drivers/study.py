@@ -44,7 +44,7 @@ from gengap.envs.io import atomic_write_text
 from gengap.eval.evaluate import evaluate
 from gengap.eval.executor import Executor
 from gengap.eval.metrics import Interval, aggregate, generalization_gap, score_table
-from gengap.eval.runs import ExperimentConfig, RunFolder
+from gengap.eval.runs import ExperimentConfig, RunFolder, check_out_dir
 
 __all__ = [
     "ArmConfig",
@@ -446,8 +446,7 @@ def run_study(
     workers = config.workers if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
-    folder = config.study_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_out_dir(config.study_dir())
     atomic_write_text(folder / "study.json", json.dumps(config.to_dict(), indent=2))
     evaluations = [asdict(e) for e in config.evaluations]
     jobs = [e.to_dict() for e in config.experiments()]

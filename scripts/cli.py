@@ -541,7 +541,9 @@ def _interrupted_message(interrupt: KeyboardInterrupt, command: str | None) -> s
     (the run loop raises ``gengap.drivers.train.TrainingInterrupted`` saying so)."""
     where = f"gengap{f' {command}' if command else ''}: interrupted"
     run_dir = getattr(interrupt, "run_dir", None)
-    if run_dir is not None and getattr(interrupt, "resumable", False):
+    if run_dir is None:
+        return "gengap: interrupted"
+    if getattr(interrupt, "resumable", False):
         return (
             f"{where}; the last checkpoint is kept: resume with "
             f"`gengap train --resume {run_dir}`"
