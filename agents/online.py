@@ -10,8 +10,9 @@ learning-rate schedule. Checkpoints never use SB3's cloudpickled zip files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 import gymnasium
 import numpy as np
@@ -38,13 +39,44 @@ from gengap.agents.base import (
 from gengap.envs.errors import InputError
 from gengap.envs.sb3 import to_sb3
 
-if TYPE_CHECKING:
-    from gengap.agents.sb3_agents import SB3Config
-
 STATE_FILE = "training_state.json"
-OPTIMIZER_FILE = "optimizers.pt"
+OPTIMIZER_FILE = "optimizers.safetensors"  # + optimizers.json (see ckpt.save_tensor_state)
 REPLAY_FILE = "replay_buffer.safetensors"
 FORMAT_VERSION = 1
+
+
+
+class SB3ModelConfig(Protocol):
+    """What :class:`SB3Agent` needs from its config (``sb3_agents.SB3Config`` provides it).
+
+    A protocol rather than an import: ``sb3_agents`` builds on this module, so this
+    module must not import it back.
+    """
+
+    seed: int
+    device: str
+    gamma: float
+    normalize_reward: bool
+
+    @property
+    def algo(self) -> str: ...
+
+    @property
+    def sb3_class(self) -> Callable[..., BaseAlgorithm]: ...
+
+    @property
+    def action_space_types(self) -> tuple[type[gymnasium.Space[Any]], ...]: ...
+
+    def check_action_space(
+        self, action_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None: ...
+
+    def policy_kwargs(self, observation_space: gymnasium.Space[Any]) -> dict[str, Any]: ...
+
+    def sb3_kwargs(self, n_envs: int) -> dict[str, Any]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 # Counters SB3 keeps outside tensors that decide what training does next.
 _COUNTERS = ("_n_updates", "_episode_num", "_n_calls", "exploration_rate")
@@ -89,25 +121,25 @@ class SB3Agent(OnlineAgent):
         action_space: Single-env action space.
         n_envs: Number of envs the model's buffers are sized for (``learn`` adapts it).
 
+    Attributes:
+        device: The torch device the model is on (``config.device`` resolved).
+
     Raises:
-        ValueError: If the algorithm does not support ``action_space``.
+        InputError: If the algorithm does not support ``action_space``, or the config's
+            device is not available.
     """
 
-    config: SB3Config
+    config: SB3ModelConfig  # type: ignore[assignment]
 
     def __init__(
         self,
-        config: SB3Config,
+        config: SB3ModelConfig,
         observation_space: gymnasium.Space[Any],
         action_space: gymnasium.Space[Any],
         *,
         n_envs: int = 1,
     ) -> None:
-        if not isinstance(action_space, config.action_space_types):
-            kinds = ", ".join(t.__name__ for t in config.action_space_types)
-            raise InputError(
-                f"{config.algo} needs an action space of type {kinds}, got {action_space}"
-            )
+        config.check_action_space(action_space)
         self.config = config
         self.observation_space = observation_space
         self.action_space = action_space
@@ -164,7 +196,7 @@ class SB3Agent(OnlineAgent):
         names, variables = self.model._get_torch_save_params()
         expected = {n for n in names if n != "policy"} | set(variables or [])
         if set(state) != expected:
-            raise ValueError(f"checkpoint optimizer state has {sorted(state)}, "
+            raise InputError(f"checkpoint optimizer state has {sorted(state)}, "
                              f"this {self.config.algo} model needs {sorted(expected)}")
         for name, value in state.items():
             target = _recursive_getattr(self.model, name)
@@ -180,7 +212,7 @@ class SB3Agent(OnlineAgent):
         """Resize the model's buffers for ``n_envs`` envs, keeping weights and optimizers."""
         buffer = getattr(self.model, "replay_buffer", None)
         if buffer is not None and (buffer.full or buffer.pos > 0):
-            raise ValueError(f"this agent's replay buffer holds data for {self.model.n_envs} "
+            raise InputError(f"this agent's replay buffer holds data for {self.model.n_envs} "
                              f"envs; continue training with that many envs, not {n_envs}")
         weights = {k: v.clone() for k, v in self.model.policy.state_dict().items()}
         optimizers, counters = self._optimizer_state(), self._counters()
@@ -273,7 +305,7 @@ class SB3Agent(OnlineAgent):
         """
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) \
                 or total_timesteps < 0:
-            raise InputError(
+            raise ValueError(
                 f"total_timesteps must be a non-negative integer, got {total_timesteps!r}")
         self._connect(env)
         if log_dir is not None:
@@ -307,7 +339,7 @@ class SB3Agent(OnlineAgent):
     @classmethod
     def _from_directory(cls, path: str | Path, device: str, n_envs: int = 1) -> Self:
         directory = Path(path)
-        config = read_config(directory).replace(device=device)
+        config = read_config(directory, device=device)
         if config.agent_class() is not cls:
             raise InputError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
         meta = ckpt.read_json(directory / AGENT_FILE)

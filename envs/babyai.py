@@ -141,8 +141,8 @@ class CompositionalBabyAIEnv(EntityMiniGridEnv):
       ball of "pick up a ball") has a training combination;
     - ``combinatorial``/``extrapolation``: the primary description (the object to
       go to, pick up or move) names colour and type, and that combination is one
-      of the part's; objects matched by other descriptions have training or that
-      part's combinations;
+      of the part's; objects matched by other descriptions (PutNext's second
+      object) have training combinations, so only the goal object is new;
     - distractors: with ``held_out_distractors=False`` (default) every other
       object of a declared type has a training combination in every part, so a
       training scene never shows a held-out combination at all and a held-out
@@ -243,12 +243,12 @@ class CompositionalBabyAIEnv(EntityMiniGridEnv):
         """Whether the generated instance fits this env's part (see the class docstring)."""
         descriptions = _descriptions(task.instrs)  # type: ignore[attr-defined]
         primary, others = descriptions[0], descriptions[1:]
+        allowed = self._train_combos
         if self._held_out_part:
+            # Only the primary object is new: the README's statement of the protocol.
             if (primary.color, primary.type) not in self._part_combos:
                 return False
-            allowed = self._train_combos | self._part_combos
         else:
-            allowed = self._train_combos
             others = descriptions
         matched: set[int] = set()
         for desc in descriptions:
@@ -320,6 +320,7 @@ def register_babyai_envs() -> None:
             kwargs={"task": task},
             tags={"babyai", "compositional"},
             description=f"{task}: {description}; Mixed colour x type combinations held out",
+            default_score="success",  # episodes report info["success"]
         )
 
 

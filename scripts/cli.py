@@ -85,7 +85,7 @@ def _experiment_default(name: str) -> Callable[[], str]:
     def text() -> str:
         import dataclasses
 
-        from gengap.eval.experiment import ExperimentConfig
+        from gengap.eval.runs import ExperimentConfig
 
         field = {f.name: f for f in dataclasses.fields(ExperimentConfig)}[name]
         return str(field.default)
@@ -343,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _option(
         train,
+        "--eval-num-envs",
+        metavar="N",
+        type=_positive_int("--eval-num-envs"),
+        default_text=_experiment_default("eval_num_envs"),
+        help="envs stepped side by side in evaluation (independent of --num-envs)",
+    )
+    _option(
+        train,
         "--final-eval-episodes",
         metavar="N",
         type=_positive_int("--final-eval-episodes"),
@@ -508,21 +516,31 @@ def _one_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _interrupted_message(interrupt: KeyboardInterrupt) -> str:
+    """Ctrl-C: mention ``--resume RUN_DIR`` only where a checkpoint exists to resume from
+    (the run loop raises ``gengap.drivers.train.TrainingInterrupted`` saying so)."""
+    run_dir = getattr(interrupt, "run_dir", None)
+    if run_dir is not None and getattr(interrupt, "resumable", False):
+        return (
+            f"gengap: interrupted; the last checkpoint is kept: resume with "
+            f"`gengap train --resume {run_dir}`"
+        )
+    return "gengap: interrupted; nothing to resume"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    command = None
     try:
         args = build_parser().parse_args(argv)
-        command = args.command
         _limit_torch_threads()
         import gengap.envs  # noqa: F401  (first, so old Gym's import notice stays quiet)
         from gengap.scripts import commands
 
-        return int(getattr(commands, f"cmd_{command}")(args) or 0)
+        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
     except UsageError as error:
         print(f"{error}", file=sys.stderr)
         return USAGE_ERROR
-    except KeyboardInterrupt:
-        print(f"gengap{f' {command}' if command else ''}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted_message(interrupt), file=sys.stderr)
         return INTERRUPTED
     except Exception as error:
         from gengap.envs.errors import InputError

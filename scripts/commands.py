@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,6 +73,7 @@ _TRAIN_KEYS = (
     "num_envs",
     "eval_every",
     "eval_episodes",
+    "eval_num_envs",
     "final_eval_episodes",
     "out_dir",
     "name",
@@ -86,7 +86,7 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
     from gengap.envs.configio import read_toml
     from gengap.envs.errors import InputError
     from gengap.envs.factory import check_env_options, check_num_envs
-    from gengap.eval.experiment import ExperimentConfig
+    from gengap.eval.runs import ExperimentConfig
 
     data: dict[str, Any] = {}
     if args.experiment:
@@ -101,6 +101,8 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
         )
     if args.num_envs is not None:
         check_num_envs(args.num_envs, "--num-envs")
+    if args.eval_num_envs is not None:
+        check_num_envs(args.eval_num_envs, "--eval-num-envs")
     if args.env_options:
         # Checked apart from the file's options so the message names the flag.
         check_env_options(str(data["env_id"]), dict(args.env_options), what="--env-option")
@@ -110,63 +112,29 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
     return ExperimentConfig.from_dict(data)
 
 
-def _check_out_dir(flag: str, path: str | Path) -> Path:
-    """Create output folder ``path`` (given by ``flag``) now, so a path that is a file, lies
-    under a file or cannot be written fails with one line naming the flag, before any work."""
-    import tempfile
-
-    from gengap.envs.errors import InputError, InputFileExistsError
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputFileExistsError(f"{flag} {str(path)!r} is a file; give a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
-        raise InputError(
-            f"{flag} {str(path)!r}: cannot create or write the folder ({error.strerror})"
-        ) from None
-    return path
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from gengap.eval.experiment import resume_experiment, run_experiment
+    from gengap.drivers.train import resume_experiment, run_experiment
+    from gengap.eval.runs import check_out_dir
+    from gengap.eval.store import ResultsStore
 
     if args.resume:
-        run_dir = Path(args.resume)
+        run_dir = resume_experiment(args.resume)
     else:
-        from gengap.eval.store import ResultsStore
-
         config = _experiment_from_args(args)
-        _check_out_dir("--out" if args.out_dir is not None else "out_dir", config.out_dir)
+        check_out_dir(config.out_dir, "--out" if args.out_dir is not None else "out_dir")
         ResultsStore(config.store_path())  # a file that is not a store fails now, named
-        run_dir = Path(config.out_dir) / config.run_name()
-    try:
-        if args.resume:
-            run_dir = resume_experiment(args.resume)
-        else:
-            run_dir = run_experiment(config, run_dir=run_dir)
-    except KeyboardInterrupt:
-        # Only a run with a checkpoint has something to resume.
-        if (run_dir / "checkpoint" / "config.json").is_file():
-            print(
-                f"gengap train: the last checkpoint is kept; continue with "
-                f"`gengap train --resume {run_dir}`",
-                file=sys.stderr,
-            )
-        raise
+        run_dir = run_experiment(config)
     _print_run_summary([run_dir])
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from gengap.eval.experiment import evaluate_run, load_run
-    from gengap.eval.store import ResultsStore
+    from gengap.eval.evaluate import evaluate_run
+    from gengap.eval.runs import RunFolder, load_run
 
     # A bad run folder or results store fails before any episode is played.
-    ResultsStore(load_run(args.run_dir)[0].store_path())
+    load_run(args.run_dir)
+    RunFolder(args.run_dir).store()
     records = evaluate_run(
         args.run_dir,
         part=args.part,
@@ -188,12 +156,11 @@ def _check_report_runs(run_dirs: list[str], tag: str) -> None:
     """Refuse a run given twice and a tag some run has no episodes of, before writing."""
     from gengap.envs.errors import InputError
     from gengap.envs.registry import unknown_name_message
-    from gengap.eval.experiment import load_run
-    from gengap.eval.store import ResultsStore
+    from gengap.eval.runs import RunFolder, load_run
 
     seen: dict[str, str] = {}
     for run_dir in run_dirs:
-        config, _, info = load_run(run_dir)
+        _, _, info = load_run(run_dir)
         run_id = str(info["run_id"])
         if run_id in seen:
             raise InputError(
@@ -203,7 +170,7 @@ def _check_report_runs(run_dirs: list[str], tag: str) -> None:
         seen[run_id] = run_dir
         if tag == "latest":
             continue
-        tags = {e["eval_tag"] for e in ResultsStore(config.store_path()).episodes(run_id=run_id)}
+        tags = {e["eval_tag"] for e in RunFolder(run_dir).store().episodes(run_id=run_id)}
         if tag not in tags:
             if not tags:
                 raise InputError(f"--tag {tag!r}: run {run_dir!r} has no evaluation episodes yet")
@@ -214,19 +181,21 @@ def _check_report_runs(run_dirs: list[str], tag: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from gengap.eval.experiment import report_runs
+    from gengap.eval.report import report_runs
+    from gengap.eval.runs import check_out_dir
 
     _check_report_runs(args.run_dirs, args.tag)
-    _check_out_dir("-o/--out", args.out)
+    check_out_dir(args.out, "-o/--out")
     path = report_runs(args.run_dirs, args.out, tag=None if args.tag == "latest" else args.tag)
     print(f"report: {path}")
     return 0
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from gengap.eval.quickstart import run_quickstart
+    from gengap.drivers.quickstart import run_quickstart
+    from gengap.eval.runs import check_out_dir
 
-    _check_out_dir("--out", args.out)
+    check_out_dir(args.out, "--out")
     run_quickstart(
         seeds=args.seeds,
         total_timesteps=args.steps,
@@ -239,11 +208,12 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from gengap.eval.study import load_study, run_study
+    from gengap.drivers.study import load_study, run_study
+    from gengap.eval.runs import check_out_dir
 
     study = load_study(args.study_file)  # bad files fail here, before any training
     if args.out is not None:
-        _check_out_dir("--out", args.out)
+        check_out_dir(args.out, "--out")
     console.print(
         f"study {study.name}: {len(study.arms)} arms x {len(study.seeds)} seeds on "
         f"{study.env_id}, {study.total_timesteps:,} steps each"
@@ -272,6 +242,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _print_run_summary(run_dirs: list[Path]) -> None:
+    from gengap.eval.runs import RunFolder
+
     for run_dir in run_dirs:
-        info = json.loads((Path(run_dir) / "run.json").read_text())
+        info = RunFolder(run_dir).read_info()
         console.print(f"run {info['run_id']}: {info['status']} -> {run_dir}")

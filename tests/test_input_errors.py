@@ -8,7 +8,7 @@ from gengap.envs import make
 from gengap.envs.configio import read_json, read_toml
 from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.envs.factory import MAX_NUM_ENVS, check_env_options, env_options
-from gengap.eval.experiment import ExperimentConfig
+from gengap.eval.runs import ExperimentConfig
 from gengap.eval.store import ResultsStore
 
 DOORKEY = "gengap/minigrid-doorkey-5x5-v0"
