@@ -57,9 +57,14 @@ class _Choices(Sequence[str]):
 
 
 def _algos() -> Sequence[str]:
-    from gengap.agents import registered_algos
+    """The algorithms ``gengap train`` can run: the registered online learners."""
+    from gengap.agents import OnlineAgent, agent_config_class, registered_algos
 
-    return registered_algos()
+    return [
+        algo
+        for algo in registered_algos()
+        if issubclass(agent_config_class(algo)().agent_class(), OnlineAgent)
+    ]
 
 
 def _parts() -> Sequence[str]:
@@ -289,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ALGO",
         choices=_Choices(_algos),
         default_text=_experiment_default("algo"),
-        help="training algorithm",
+        help="online training algorithm",
     )
     _option(
         train,
