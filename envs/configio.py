@@ -18,8 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gengap.envs.errors import InputError, InputFileNotFoundError, InputTypeError
-from gengap.envs.registry import unknown_name_message
+from gengap.envs.errors import (
+    InputError,
+    InputFileNotFoundError,
+    InputTypeError,
+    unknown_name_message,
+)
 
 T = TypeVar("T")
 

@@ -513,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a tiny budget that only checks the benchmark runs end to end (its numbers "
         "mean little)",
     )
+    bench.set_defaults(benchmarks_dir=BENCHMARKS_DIR)
     return parser
 
 

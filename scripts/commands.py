@@ -228,10 +228,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from gengap.scripts.cli import BENCHMARKS_DIR
-
-    # The parser's choices are the files there, so the file exists.
-    path = BENCHMARKS_DIR / f"bench_{args.what}.py"
+    # The parser's choices are the files in args.benchmarks_dir, so the file exists.
+    path = Path(args.benchmarks_dir) / f"bench_{args.what}.py"
     spec = importlib.util.spec_from_file_location(f"gengap_bench_{args.what}", path)
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load benchmark {path}")
