@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_key_value("--env-option"),
         default=[],
         default_text="the env's defaults",
-        help="set an env option, e.g. --env-option obs_mode=entities or "
+        help="set an env option, e.g. --env-option obs_mode=rgb (MiniGrid) or "
         "--env-option distribution_mode=hard (repeatable; VALUE is read as JSON, else as text)",
     )
     train.add_argument(
