@@ -305,7 +305,7 @@ class SB3Agent(OnlineAgent):
         """
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) \
                 or total_timesteps < 0:
-            raise InputError(
+            raise ValueError(
                 f"total_timesteps must be a non-negative integer, got {total_timesteps!r}")
         self._connect(env)
         if log_dir is not None:

@@ -73,7 +73,9 @@ def protocol_seconds(agent_dir: Path, num_envs: int, scale: float) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", help="a run folder or agent folder (default: train one)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the episodes")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny budget (1-2 episodes an evaluation): a smoke run"
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
         agent_dir, _ = _agent(args.agent, Path(tmp))
-        scale = 0.1 if args.quick else 1.0
+        scale = 0.01 if args.quick else 1.0
         seconds = {n: protocol_seconds(agent_dir, n, scale) for n in (1, 8, 16)}
     table = Table(title=f"evaluation protocol of the README example ({agent_dir})")
     for column in ("eval envs", "seconds", "speed-up vs 1 env", "speed-up vs 8 envs"):

@@ -10,8 +10,8 @@ import gymnasium
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode
 
-from gengap.envs.errors import InputError
-from gengap.envs.registry import env_info, unknown_name_message
+from gengap.envs.errors import InputError, unknown_name_message
+from gengap.envs.registry import env_info
 from gengap.envs.splits import PARTS, Split
 
 #: Most copies of an env one ``make(..., num_envs=N)`` builds. Each copy is a simulator of
@@ -77,8 +77,6 @@ def make(
     info = env_info(env_id)
     resolved = resolve_split(env_id, split)
     if part not in PARTS:
-        from gengap.envs.registry import unknown_name_message
-
         raise InputError(unknown_name_message("split part", part, PARTS))
     resolved.levels(part)  # raises if the split lacks this part
     # Specs must stay JSON-serializable, so the split travels as a dict.

@@ -516,7 +516,7 @@ class RunFolder:
             os.close(fd)
 
 
-def check_out_dir(out_dir: str | Path, flag: str = "--out") -> Path:
+def check_out_dir(out_dir: str | Path, flag: str = "--out (out_dir)") -> Path:
     """``out_dir`` made (if needed) and checked writable, or one line naming ``flag``.
 
     Raises:
@@ -525,16 +525,16 @@ def check_out_dir(out_dir: str | Path, flag: str = "--out") -> Path:
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
         raise InputFileExistsError(
-            f"{flag} (out_dir) {str(out_dir)!r} is a file, expected a folder"
+            f"{flag} {str(out_dir)!r} is a file, expected a folder"
         )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(
-            f"{flag} (out_dir) {str(out_dir)!r} cannot be created ({error.strerror or error})"
+            f"{flag} {str(out_dir)!r} cannot be created ({error.strerror or error})"
         ) from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} (out_dir) {str(out_dir)!r} is not writable")
+        raise InputError(f"{flag} {str(out_dir)!r} is not writable")
     return path
 
 

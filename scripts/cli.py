@@ -57,9 +57,14 @@ class _Choices(Sequence[str]):
 
 
 def _algos() -> Sequence[str]:
-    from gengap.agents import registered_algos
+    """The algorithms ``gengap train`` can run: the registered online learners."""
+    from gengap.agents import OnlineAgent, agent_config_class, registered_algos
 
-    return registered_algos()
+    return [
+        algo
+        for algo in registered_algos()
+        if issubclass(agent_config_class(algo)().agent_class(), OnlineAgent)
+    ]
 
 
 def _parts() -> Sequence[str]:
@@ -317,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ALGO",
         choices=_Choices(_algos),
         default_text=_experiment_default("algo"),
-        help="training algorithm",
+        help="online training algorithm",
     )
     _option(
         train,
@@ -371,6 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _option(
         train,
+        "--eval-num-envs",
+        metavar="N",
+        type=_positive_int("--eval-num-envs"),
+        default_text=_experiment_default("eval_num_envs"),
+        help="envs stepped side by side in evaluation (independent of --num-envs)",
+    )
+    _option(
+        train,
         "--final-eval-episodes",
         metavar="N",
         type=_positive_int("--final-eval-episodes"),
@@ -411,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_key_value("--env-option"),
         default=[],
         default_text="the env's defaults",
-        help="set an env option, e.g. --env-option obs_mode=entities or "
+        help="set an env option, e.g. --env-option obs_mode=rgb (MiniGrid) or "
         "--env-option distribution_mode=hard (repeatable; VALUE is read as JSON, else as text)",
     )
     train.add_argument(
@@ -542,15 +555,13 @@ def _interrupted_message(interrupt: KeyboardInterrupt, command: str | None) -> s
     where = f"gengap{f' {command}' if command else ''}: interrupted"
     run_dir = getattr(interrupt, "run_dir", None)
     if run_dir is None:
-        return "gengap: interrupted"
+        return where
     if getattr(interrupt, "resumable", False):
         return (
             f"{where}; the last checkpoint is kept: resume with "
             f"`gengap train --resume {run_dir}`"
         )
-    if run_dir is not None:
-        return f"{where}; no checkpoint was written yet, so there is nothing to resume"
-    return where
+    return f"{where}; no checkpoint was written yet, so there is nothing to resume"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,6 +112,7 @@ _TRAIN_KEYS = (
     "num_envs",
     "eval_every",
     "eval_episodes",
+    "eval_num_envs",
     "final_eval_episodes",
     "out_dir",
     "name",
@@ -139,6 +140,8 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
         )
     if args.num_envs is not None:
         check_num_envs(args.num_envs, "--num-envs")
+    if args.eval_num_envs is not None:
+        check_num_envs(args.eval_num_envs, "--eval-num-envs")
     if args.env_options:
         # Checked apart from the file's options so the message names the flag.
         check_env_options(str(data["env_id"]), dict(args.env_options), what="--env-option")
@@ -150,6 +153,8 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gengap.drivers.train import resume_experiment, run_experiment
+    from gengap.eval.runs import check_out_dir
+    from gengap.eval.store import ResultsStore
 
     if args.resume:
         run_dir = resume_experiment(args.resume)

@@ -113,12 +113,14 @@ def test_envs_table_lists_every_registered_env(capsys):
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a default --out (runs/) lands here, never in the checkout
     code, _, err = _run(capsys, *argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert message in lines[0]
+    assert not (tmp_path / "runs").exists()  # refused before any run folder was made
 
 
 def test_unknown_key_in_experiment_file(capsys, tmp_path):

@@ -127,7 +127,8 @@ def test_store_that_is_not_sqlite_is_named_by_train(capsys, tmp_path):
 
 
 def test_store_that_is_not_sqlite_is_named_by_eval_and_report(capsys, tmp_path, trained_run):
-    copy = tmp_path / trained_run.name
+
+    copy = tmp_path / "copies" / trained_run.name
     shutil.copytree(trained_run, copy)
     # the store that belongs to the copied folder (run.json records it beside the folder)
     store = _not_sqlite(RunFolder(copy).store_path())
