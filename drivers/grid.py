@@ -86,7 +86,9 @@ def _experiment_fields() -> list[str]:
 
 
 def _sweepable_fields() -> list[str]:
-    return [name for name in _experiment_fields() if name not in LOCATION_FIELDS]
+    # ``eval_episodes`` is the study's (final and extra evaluations); the experiment's
+    # periodic one is set from it.
+    return [n for n in _experiment_fields() if n not in (*LOCATION_FIELDS, "eval_episodes")]
 
 
 def _check_name(what: str, value: Any) -> str:
@@ -371,6 +373,8 @@ def _slug(text: str) -> str:
 
 
 def _value_text(value: Any) -> str:
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        return value["name"]  # a named split (or other named table)
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:g}"
     if isinstance(value, str | int | float | bool) or value is None:
@@ -432,6 +436,7 @@ def expand(spec: StudySpec, *, scale: float = 1.0) -> list[Trial]:
             for key, value in params.items():
                 _set(config, key, value)
             config.setdefault("final_eval_episodes", spec.eval_episodes)
+            config["eval_episodes"] = min(20, spec.eval_episodes)  # periodic evaluations
             _scale(config, scale)
             where = ", ".join(f"{k}={_value_text(v)}" for k, v in params.items())
             if arm["name"] is not None:

@@ -153,8 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--workers", type=_positive_int("--workers"), default=None)
     study.add_argument("--out", default=None, help="study folder (default: the file's out_dir)")
 
+    from gengap.scripts import sweep_cli
+
+    sweep_cli.add_parsers(sub)
+
     bench = sub.add_parser("bench", help="speed benchmarks (ratios measured in one run)")
-    bench.add_argument("what", choices=["envs", "train", "shapes"])
+    bench.add_argument("what", choices=["envs", "train", "shapes", "sweep"])
     return parser
 
 

@@ -136,6 +136,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from gengap.eval.experiment import report_runs
+    from gengap.scripts.sweep_cli import is_sweep_folder, print_sweep_table
+
+    if len(args.run_dirs) == 1 and is_sweep_folder(args.run_dirs[0]):  # a whole sweep
+        print_sweep_table(Path(args.run_dirs[0]), console, out_dir=args.out)
+        return 0
 
     path = report_runs(args.run_dirs, args.out, tag=None if args.tag == "latest" else args.tag)
     print(f"report: {path}")
@@ -169,6 +174,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     console.print(result.markdown())
     console.print(f"results: {result.config.study_dir() / 'results.md'}")
     return 0
+
+
+from gengap.scripts.sweep_cli import cmd_sweep  # noqa: E402,F401  (``gengap sweep``)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
