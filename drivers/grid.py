@@ -1,7 +1,7 @@
 """Study files with grids, and their expansion into trials (a pure function).
 
 A study file is TOML. Its top-level keys are either study keys (below) or fields of
-:class:`~gengap.eval.experiment.ExperimentConfig`, which form the base config of every
+:class:`~gengap.eval.runs.ExperimentConfig`, which form the base config of every
 trial. Three tables vary that base:
 
 * ``[grid]``: field -> list of values; every list is crossed with every other.
@@ -42,7 +42,7 @@ from typing import Any
 
 from gengap.envs.errors import InputError, InputFileNotFoundError, InputTypeError
 from gengap.envs.registry import unknown_name_message
-from gengap.eval.experiment import ExperimentConfig
+from gengap.eval.runs import ExperimentConfig
 
 __all__ = [
     "EvaluationSpec",

@@ -70,11 +70,8 @@ def _checkpoint_sqlite(path: Path) -> None:
 
 
 def _experiment_api() -> tuple[Any, Any, Any]:
-    try:
-        from gengap.drivers.train import resume_experiment, run_experiment
-        from gengap.eval.runs import ExperimentConfig
-    except ImportError:  # TEMPORARY until the restructure lands
-        from gengap.eval.experiment import ExperimentConfig, resume_experiment, run_experiment
+    from gengap.drivers.train import resume_experiment, run_experiment
+    from gengap.eval.runs import ExperimentConfig
 
     return ExperimentConfig, run_experiment, resume_experiment
 
