@@ -270,7 +270,7 @@ def run_sweep(
                 attempts[trial.trial_id] = attempts.get(trial.trial_id, 0) + 1
                 tries = attempts[trial.trial_id]
                 if result.ok:
-                    _take_in(store, spec, trial, runs_dir, result.value, tries)
+                    _take_in(store, spec, trial, runs_dir, result.result(), tries)
                     outcome.completed.append(trial.trial_id)
                     view.event(f"done   {trial.run_name} ({result.seconds:.0f}s)",
                                seconds=result.seconds, finished=True)  # fmt: skip

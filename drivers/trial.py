@@ -159,7 +159,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
         _evaluate_extra(task, run_dir)
         store = ResultsStore(run_dir / TRIAL_STORE)
         run_id = run_dir.name
-        result = {
+        result: dict[str, Any] = {
             "run": store.get_run(run_id),
             "episodes": store.episodes(run_id=run_id),
             "curves": store.curves(run_id),

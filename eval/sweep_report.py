@@ -241,8 +241,7 @@ def format_table(
                 f" ({summary.failed} failed)" if summary.failed else ""
             )
             lines.append(
-                f"| {position}{summary.group} | {mode} | {cells[0]} | {cells[1]} | {gap} | "
-                f"{runs} |"
+                f"| {position}{summary.group} | {mode} | {cells[0]} | {cells[1]} | {gap} | {runs} |"
             )
     return "\n".join(lines)
 
@@ -290,7 +289,7 @@ def plot_gap_vs_axis(
     styles = ["-", "--", ":", "-."]
     colors = {"train": "tab:blue", "test": "tab:red", "gap": "tab:purple"}
     names = {"train": "train levels", "test": "held-out levels"}
-    for index, (key, members) in enumerate(series.items()):
+    for index, members in enumerate(series.values()):
         style = styles[index % len(styles)]
         suffix = "" if len(series) == 1 else f" [{_series_name(members[0], axis)}]"
         xs = [place[s.axis_value(axis) or 0.0] for s in members]
@@ -344,7 +343,9 @@ def plot_profiles(
     scores above each threshold, per setting, with bootstrap CI bands."""
     from rliable import library as rly_library
 
-    scores = {s.group: s.tables[mode, "test"].matrix for s in summaries if (mode, "test") in s.tables}
+    scores = {
+        s.group: s.tables[mode, "test"].matrix for s in summaries if (mode, "test") in s.tables
+    }
     if not scores:
         return None
     values = np.concatenate([m.ravel() for m in scores.values()])
@@ -488,7 +489,12 @@ def write_sweep_report(
     for mode in modes:
         png = plot_profiles(summaries, mode, out / f"profiles-{mode}.png", score=score, reps=reps)
         if png is not None:
-            lines += [f"## Performance profiles ({mode} actions)", "", f"![profiles]({png.name})", ""]
+            lines += [
+                f"## Performance profiles ({mode} actions)",
+                "",
+                f"![profiles]({png.name})",
+                "",
+            ]
         lines += _improvement_lines(summaries, main_axis, mode, reps=reps, confidence=confidence)
     failed = [
         run for run in store.list_runs(status="failed")

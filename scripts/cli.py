@@ -140,13 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     quick = sub.add_parser(
-        "quickstart", help="the demo: a small held-out-generalization experiment"
+        "quickstart", help="the demo: studies/levels_gap.toml (defaults: the file's)"
     )
-    quick.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
+    quick.add_argument("--seeds", type=_positive_int("--seeds"), default=None)
     quick.add_argument("--steps", type=_positive_int("--steps"), default=None)
     quick.add_argument("--train-levels", type=_positive_int("--train-levels"), default=None)
-    quick.add_argument("--out", default="runs/quickstart")
-    quick.add_argument("--workers", type=_positive_int("--workers"), default=2)
+    quick.add_argument("--out", default=None)
+    quick.add_argument("--workers", type=_positive_int("--workers"), default=None)
 
     study = sub.add_parser("study", help="run a study: arms x seeds, compared on held-out parts")
     study.add_argument("study_file", help="study TOML file (see studies/)")

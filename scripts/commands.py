@@ -148,15 +148,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from gengap.drivers.quickstart import run_quickstart
+    from gengap.scripts.sweep_cli import print_sweep_table
 
-    run_quickstart(
+    outcome = run_quickstart(
         seeds=args.seeds,
         total_timesteps=args.steps,
         num_train_levels=args.train_levels,
         out_dir=args.out,
         workers=args.workers,
-        console=console,
     )
+    print_sweep_table(outcome.folder, console)
     return 0
 
 

@@ -79,8 +79,7 @@ def add_parsers(sub: Any) -> None:
         "--scale",
         type=_positive_float,
         default=1.0,
-        help="multiply every trial's training steps, e.g. 10 for a GPU or cluster run "
-        "(default: 1)",
+        help="multiply every trial's training steps, e.g. 10 for a GPU or cluster run (default: 1)",
     )
     sweep.add_argument(
         "--retries",
@@ -89,9 +88,7 @@ def add_parsers(sub: Any) -> None:
         help="extra attempts of a crashing trial before it is recorded failed "
         "(default: the study's retries, 1)",
     )
-    sweep.add_argument(
-        "--out", default=None, help="sweep folder (default: the study's out_dir)"
-    )
+    sweep.add_argument("--out", default=None, help="sweep folder (default: the study's out_dir)")
 
 
 def is_sweep_folder(path: str | Path) -> bool:
