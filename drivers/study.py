@@ -1,4 +1,4 @@
-"""Studies: several experiment arms x seeds, trained in a process pool, compared on held-out parts.
+"""Studies: several experiment arms x seeds, run as a sweep, compared on held-out parts.
 
 A study file (TOML) declares one env, the arms to compare (e.g. slot vs pixel observations),
 the seeds and the budget, and the evaluations: a split part (``test`` for IID held-out levels,

@@ -39,6 +39,7 @@ from gengap.eval.store import ResultsStore
 
 __all__ = [
     "SettingSummary",
+    "format_extra_table",
     "format_table",
     "summarize_sweep",
     "sweep_axes",
@@ -65,6 +66,7 @@ class SettingSummary:
         tables: ``(mode, part) -> ScoreTable``.
         scores: ``(mode, part) -> {metric: Interval}``.
         gaps: ``mode -> {metric: Interval}``: train minus test.
+        extra: The study's extra evaluations: ``name -> {metric: Interval}``.
     """
 
     group: str
@@ -77,6 +79,7 @@ class SettingSummary:
     tables: dict[tuple[str, str], ScoreTable] = field(default_factory=dict)
     scores: dict[tuple[str, str], dict[str, Interval]] = field(default_factory=dict)
     gaps: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    extra: dict[str, dict[str, Interval]] = field(default_factory=dict)
 
     def axis_value(self, axis: str) -> float | None:
         """This setting's position on ``axis`` (a swept key, or ``train_levels``)."""
@@ -169,8 +172,32 @@ def summarize_sweep(
                     )
                     for metric in _METRICS
                 }
+        extra: dict[str, list[dict[str, Any]]] = {}
+        for run in done:
+            for episode in store.episodes(run["run_id"]):
+                if episode["eval_tag"].startswith("study:"):
+                    extra.setdefault(episode["eval_tag"].split(":", 1)[1], []).append(episode)
+        for name, episodes in extra.items():
+            matrix = score_table(episodes, score=score).matrix
+            summary.extra[name] = aggregate(
+                matrix, metrics=_METRICS, reps=reps, confidence=confidence, seed=seed
+            )
         summaries.append(summary)
     return summaries
+
+
+def format_extra_table(summaries: Sequence[SettingSummary], *, metric: str = "mean") -> str:
+    """Markdown: the study's extra evaluations, one row per setting ("" when there are none)."""
+    names = list(dict.fromkeys(name for s in summaries for name in s.extra))
+    if not names:
+        return ""
+    lines = [f"| setting | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+    for summary in summaries:
+        cells = [
+            summary.extra[name][metric].format() if name in summary.extra else "-" for name in names
+        ]
+        lines.append(f"| {summary.group} | {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 def sweep_axes(summaries: Sequence[SettingSummary]) -> list[str]:
@@ -311,6 +338,8 @@ def plot_gap_vs_axis(
         panel.legend(fontsize=8)
     what = f"{metric.upper() if metric == 'iqm' else metric} {score}"
     left.set_ylabel(what)
+    if score == "success":
+        left.set_ylim(-0.02, 1.02)
     left.set_title(f"{what} on training and held-out levels", fontsize=10)
     right.set_ylabel(f"gap in {what}")
     right.set_title("generalization gap (train - held-out)", fontsize=10)
@@ -478,6 +507,9 @@ def write_sweep_report(
         format_table(summaries, axis=main_axis, metric="iqm"),
         "",
     ]
+    extra = format_extra_table(summaries)
+    if extra:
+        lines += ["## Extra evaluations (mean)", "", extra, ""]
     for name in chosen:
         for mode in modes:
             png = plot_gap_vs_axis(

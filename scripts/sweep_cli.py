@@ -103,6 +103,7 @@ def print_sweep_table(folder: Path, console: Any, *, out_dir: str | Path | None 
 
     from gengap.eval.store import ResultsStore
     from gengap.eval.sweep_report import (
+        format_extra_table,
         format_table,
         summarize_sweep,
         sweep_axes,
@@ -125,6 +126,10 @@ def print_sweep_table(folder: Path, console: Any, *, out_dir: str | Path | None 
         f"{study['confidence']:.0%} bootstrap CIs over seeds x levels"
     )
     console.print(format_table(summaries, axis=axes[0] if axes else None), markup=False)
+    extra = format_extra_table(summaries)
+    if extra:
+        console.print(f"\nextra evaluations (mean {study['score']}):", markup=False)
+        console.print(extra, markup=False)
     report = write_sweep_report(folder, out_dir)
     console.print(f"report: {report}")
     return report
