@@ -292,6 +292,7 @@ class PeriodicEvaluator:
         self.next_eval = (step // self.eval_every + 1) * self.eval_every
         self.next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
         self.writer = _tensorboard(run.folder.tensorboard_dir)
+        self.seconds = 0.0  # spent evaluating, in this process
 
     def __call__(self, step: int) -> bool:
         latest = None
@@ -307,6 +308,7 @@ class PeriodicEvaluator:
     def evaluate(self, step: int) -> str:
         """Evaluate on every curve part; store, log and (optionally) snapshot; a summary."""
         run, config = self.run, self.run.config
+        start = time.perf_counter()
         scores: dict[str, dict[str, float]] = {}
         for part in CURVE_PARTS:
             records = evaluate(
@@ -330,6 +332,7 @@ class PeriodicEvaluator:
                 self.writer.add_scalar(f"{part}/{metric}", value, step)
         if config.keep_snapshots:
             run.folder.save_snapshot(self.trainer.agent, step, scores)
+        self.seconds += time.perf_counter() - start
         return " | ".join(_score_text(part, part_scores) for part, part_scores in scores.items())
 
     def close(self) -> None:
@@ -475,6 +478,7 @@ def train(run: Run, trainer: Trainer, *, quiet: bool = False) -> Agent:
     evaluator = PeriodicEvaluator(run, trainer, progress)
     run.folder.update_info(device=_device(trainer.agent))
     status = "failed"
+    start = time.perf_counter()
     try:
         trainer.train(evaluator)
         trainer.save_checkpoint()
@@ -487,8 +491,21 @@ def train(run: Run, trainer: Trainer, *, quiet: bool = False) -> Agent:
     finally:
         progress.close()
         evaluator.close()
+        _add_seconds(
+            run.folder,
+            train=time.perf_counter() - start - evaluator.seconds,
+            periodic_eval=evaluator.seconds,
+        )
         run.set_status(status)
     return trainer.agent
+
+
+def _add_seconds(folder: RunFolder, **seconds: float) -> None:
+    """Add wall time to ``run.json``'s ``seconds`` (summed over resumed processes)."""
+    recorded = dict(folder.read_info().get("seconds") or {})
+    for key, value in seconds.items():
+        recorded[key] = round(float(recorded.get(key, 0.0)) + value, 3)
+    folder.update_info(seconds=recorded)
 
 
 def _device(agent: Agent) -> str:
@@ -507,6 +524,7 @@ def final_evaluation(run: Run, agent: Agent, step: int) -> None:
     first part that is missing.
     """
     config = run.config
+    start = time.perf_counter()
     modes = [("final", config.deterministic_eval)]
     if config.compare_action_modes:
         other = not config.deterministic_eval
@@ -527,6 +545,7 @@ def final_evaluation(run: Run, agent: Agent, step: int) -> None:
                 env_kwargs=config.env_kwargs,
             )
             run.store.add_episodes(run.run_id, _rows(records), part=part, step=step, tag=tag)
+    _add_seconds(run.folder, final_eval=time.perf_counter() - start)
 
 
 def _rows(records: list[EpisodeRecord]) -> list[dict[str, Any]]:
@@ -567,8 +586,13 @@ def run_experiment(
                 f"`gengap train --resume {folder.path}` or choose another --out/--name"
             )
     with folder.lock():
-        run = prepare_run(config, folder, resume=resume)
-        trainer = OnlineTrainer(run)
+        try:
+            run = prepare_run(config, folder, resume=resume)
+            trainer = OnlineTrainer(run)
+        except KeyboardInterrupt:
+            if folder.exists():
+                folder.update_info(status="interrupted")
+            raise TrainingInterrupted(folder.path, folder.has_checkpoint()) from None
         try:
             agent = train(run, trainer, quiet=quiet)
         finally:

@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cli.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="speed benchmarks (ratios measured in one run)")
-    bench.add_argument("what", choices=["envs", "train", "shapes", "sweep"])
+    bench.add_argument("what", choices=["envs", "train", "shapes", "eval", "sweep"])
     return parser
 
 

@@ -105,3 +105,34 @@ def test_ray_backend_on_a_local_instance_matches_the_local_pool():
     import ray
 
     assert not ray.is_initialized()  # the instance started for the job is shut down
+
+
+def test_a_training_run_on_ray_gives_the_numbers_of_a_local_run(tmp_path):
+    pytest.importorskip("ray")
+    from gengap.drivers.train import run_or_resume
+    from gengap.eval.runs import ExperimentConfig, RunFolder
+
+    def config(out: str) -> ExperimentConfig:
+        return ExperimentConfig(
+            env_id="gengap/minigrid-doorkey-5x5-v0",
+            total_timesteps=128,
+            num_envs=2,
+            num_train_levels=4,
+            agent={"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+            eval_every=128,
+            eval_episodes=1,
+            final_eval_episodes=4,
+            eval_num_envs=4,
+            out_dir=str(tmp_path / out),
+        )
+
+    [on_ray] = Executor("ray", workers=2).run(run_or_resume, [config("ray")])
+    [local] = Executor("local", workers=1).run(run_or_resume, [config("local")])
+
+    def returns(run_dir) -> list[tuple]:
+        folder = RunFolder(run_dir)
+        episodes = folder.store().episodes(run_id=folder.run_id(), tag="final")
+        return [(e["part"], e["level_seed"], e["return"], e["length"]) for e in episodes]
+
+    assert RunFolder(on_ray).status() == "done"
+    assert returns(on_ray) == returns(local) and len(returns(local)) == 8

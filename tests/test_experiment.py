@@ -92,7 +92,7 @@ def test_report_over_runs(tmp_path):
     assert list((tmp_path / "report").glob("*.png"))
 
 
-def test_resume_after_kill_continues_from_checkpoint(tmp_path):
+def test_resume_after_kill_continues_from_checkpoint(tmp_path, capsys):
     config = _config(
         tmp_path, total_timesteps=6000, eval_every=1000, checkpoint_every=500, eval_episodes=1
     )
@@ -119,15 +119,23 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path):
             break
         time.sleep(0.2)
     assert process.poll() is None, "training finished before it could be killed; raise the budget"
+    # While it trains, the folder is locked: a second writer is refused, naming the process.
+    from gengap.drivers.train import resume_experiment
+    from gengap.eval.runs import RunLockedError
+    from gengap.scripts.cli import main
+
+    assert (run_dir / ".lock").read_text().strip() == str(process.pid)
+    with pytest.raises(RunLockedError, match=f"process {process.pid} is training in it"):
+        resume_experiment(run_dir, quiet=True)
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    assert f"process {process.pid}" in capsys.readouterr().err
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_at = json.loads(checkpoint.read_text())["num_timesteps"]
     assert 1000 <= killed_at < 6000
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
 
-    from gengap.drivers.train import resume_experiment
-
-    resume_experiment(run_dir, quiet=True)
+    resume_experiment(run_dir, quiet=True)  # the killed process's lock died with it
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "done"
     final = json.loads((run_dir / "agent" / "agent.json").read_text())
@@ -194,3 +202,34 @@ def test_run_or_resume_reuses_only_the_same_config(tmp_path):
     assert (run_dir / "run.json").stat().st_mtime_ns == modified
     with pytest.raises(FileExistsError, match="differs in total_timesteps"):
         run_or_resume(_config(tmp_path, total_timesteps=512, eval_every=256))
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_the_cli_says_how_to_resume(tmp_path):
+    config = _config(tmp_path, total_timesteps=20_000, eval_every=10_000, checkpoint_every=256)
+    run_dir = tmp_path / config.run_name()
+    code = (
+        "import sys\n"
+        "from gengap.scripts.cli import main\n"
+        f"sys.exit(main(['train', '--env', {ENV_ID!r}, '--steps', '20000', '--num-envs', '2',"
+        f" '--train-levels', '4', '--agent', 'n_steps=64', '--agent', 'batch_size=64',"
+        f" '--agent', 'n_epochs=1', '--out', {str(tmp_path)!r}]))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoint = run_dir / "checkpoint" / "agent.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None and not checkpoint.exists():
+        time.sleep(0.2)
+    assert process.poll() is None, "training ended before Ctrl-C; raise the budget"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert f"resume with `gengap train --resume {run_dir}`" in stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert json.loads(checkpoint.read_text())["num_timesteps"] > 0
