@@ -74,9 +74,11 @@ def test_trial_ids_hash_the_config_not_its_location_and_scale_changes_them():
     scaled = expand(spec, scale=2.0)
     assert scaled[0].config["total_timesteps"] == 2000
     assert scaled[0].config["eval_every"] == 2000  # one curve point, at the end
+    assert scaled[0].config["checkpoint_every"] == 200  # ten checkpoints a run
     assert scaled[0].trial_id != first[0].trial_id
     config = first[0].config
-    assert trial_id({**config, "out_dir": "x", "store": "y", "name": "z"}) == first[0].trial_id
+    same = {**config, "out_dir": "x", "store": "y", "name": "z", "checkpoint_every": 7}
+    assert trial_id(same) == first[0].trial_id
     assert trial_id({**config, "seed": 9}) != first[0].trial_id
 
 
