@@ -24,9 +24,10 @@ Any init field of ``ExperimentConfig`` can be swept, so a field added there late
 offline arm's ``dataset``) can be swept without changes here.
 
 A trial is identified by a hash of its resolved config, leaving out where it is stored
-(``out_dir``, ``store``, ``name``), how reports label it (``label``) and how often it
-checkpoints (``checkpoint_every``, default: ten times a run): running a study again finds
-its finished trials by that hash, and editing the file adds only new trials.
+(``out_dir``, ``store``, ``name``) and how reports label it (``label``), and hashed
+before the default checkpoint interval (ten checkpoints a run) is filled in: running a
+study again finds its finished trials by that hash, and editing the file adds only new
+trials.
 """
 
 from __future__ import annotations
@@ -59,8 +60,6 @@ __all__ = [
 
 #: ExperimentConfig fields the sweep sets itself for every trial.
 LOCATION_FIELDS = ("out_dir", "store", "name", "label")
-#: Left out of a trial's id: where it is stored, how it is labelled, how often it saves.
-UNHASHED_FIELDS = (*LOCATION_FIELDS, "checkpoint_every")
 #: Fields whose entries can be swept one by one with dotted keys.
 DICT_FIELDS = ("env_kwargs", "agent")
 SCORES = ("success", "return", "normalized_return")
@@ -360,12 +359,12 @@ class Trial:
 
 
 def trial_id(config: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of a config's canonical JSON, leaving out :data:`UNHASHED_FIELDS`.
+    """SHA-256 (hex) of a config's canonical JSON, leaving out :data:`LOCATION_FIELDS`.
 
     Fields set to ``None`` are left out too, so that a new optional field of
     ``ExperimentConfig`` (default ``None``) keeps the ids of existing trials.
     """
-    content = {k: v for k, v in config.items() if k not in UNHASHED_FIELDS and v is not None}
+    content = {k: v for k, v in config.items() if k not in LOCATION_FIELDS and v is not None}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -449,6 +448,11 @@ def expand(spec: StudySpec, *, scale: float = 1.0) -> list[Trial]:
             group_parts += [f"{k}={_value_text(v)}" for k, v in params.items() if k != "seed"]
             group = "/".join([spec.name, *group_parts]) if group_parts else spec.name
             tid = trial_id(resolved)
+            if not resolved["checkpoint_every"]:
+                # Ten checkpoints a run, so an interrupted trial loses at most a tenth of
+                # its steps. Filled in after hashing: how often a trial saves does not
+                # change what it computes, so it does not change the trial's id.
+                resolved["checkpoint_every"] = max(resolved["total_timesteps"] // 10, 1)
             if tid in seen:
                 raise InputError(
                     f"trials {seen[tid]!r} and {where!r} have the same config: a swept value "
@@ -478,9 +482,6 @@ def _resolve(config: dict[str, Any], where: str) -> dict[str, Any]:
     if not config.get("eval_every"):
         # One curve point, at the end: a study's table is the final evaluation.
         experiment.eval_every = experiment.total_timesteps
-    if not config.get("checkpoint_every"):
-        # Ten checkpoints a run, so an interrupted trial loses at most a tenth of its steps.
-        experiment.checkpoint_every = max(experiment.total_timesteps // 10, 1)
     resolved = json.loads(json.dumps(experiment.to_dict()))
     for key in LOCATION_FIELDS:
         resolved.pop(key, None)

@@ -5,7 +5,9 @@ the ones the sweep's results store already holds, runs the others through
 :class:`gengap.eval.executor.Executor`, and takes in each result as it arrives. The
 sweep folder::
 
-    study.json       the study as run (and the scale)
+    study.json       the study as run, the scale, and its trials' run names (what the
+                     report covers: trials of an earlier version of the file stay in
+                     the store but are left out)
     gengap.sqlite    the results store: written by this process only, one transaction
                      per finished trial
     runs/<trial>/    one run folder per trial (its own trial.sqlite inside)
@@ -240,7 +242,11 @@ def run_sweep(
     runs_dir = folder / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
-        folder / "study.json", json.dumps({"study": spec.to_dict(), "scale": scale}, indent=2)
+        folder / "study.json",
+        json.dumps(
+            {"study": spec.to_dict(), "scale": scale, "trials": [t.run_name for t in trials]},
+            indent=2,
+        ),
     )
     store = ResultsStore(folder / STORE_NAME)
     evaluations = [e.name for e in spec.evaluations]

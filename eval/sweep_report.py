@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,11 +114,13 @@ def summarize_sweep(
     *,
     score: str = "success",
     study: str | None = None,
+    run_ids: Collection[str] | None = None,
     reps: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> list[SettingSummary]:
-    """Per-setting scores and gaps of every sweep run in ``store`` (or of one study).
+    """Per-setting scores and gaps of every sweep run in ``store`` (or of one study, or of
+    the runs in ``run_ids``).
 
     Raises:
         InputError: If the store holds no sweep runs (of that study).
@@ -129,6 +131,9 @@ def summarize_sweep(
         if study not in studies:
             raise InputError(unknown_name_message(f"study in {store.path}", study, studies))
         runs = [run for run in runs if run["config"]["sweep"]["study"] == study]
+    if run_ids is not None:
+        wanted = set(run_ids)
+        runs = [run for run in runs if run["run_id"] in wanted]
     if not runs:
         raise InputError(f"{store.path} holds no sweep runs: run `gengap sweep STUDY.toml` first")
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -479,7 +484,12 @@ def write_sweep_report(
     confidence = confidence or study["confidence"]
     store = ResultsStore(store_path)
     summaries = summarize_sweep(
-        store, score=score, study=study["name"], reps=reps, confidence=confidence
+        store,
+        score=score,
+        study=study["name"],
+        run_ids=saved.get("trials"),
+        reps=reps,
+        confidence=confidence,
     )
     axes = sweep_axes(summaries)
     if axis is not None and axis not in axes:
@@ -531,6 +541,7 @@ def write_sweep_report(
     failed = [
         run for run in store.list_runs(status="failed")
         if run["config"].get("sweep", {}).get("study") == study["name"]
+        and run["run_id"] in saved.get("trials", [run["run_id"]])
     ]  # fmt: skip
     if failed:
         lines += ["## Failed trials", ""]

@@ -110,12 +110,14 @@ def print_sweep_table(folder: Path, console: Any, *, out_dir: str | Path | None 
         write_sweep_report,
     )
 
-    study = json.loads((folder / "study.json").read_text())["study"]
+    saved = json.loads((folder / "study.json").read_text())
+    study = saved["study"]
     store = ResultsStore(folder / "gengap.sqlite")
     summaries = summarize_sweep(
         store,
         score=study["score"],
         study=study["name"],
+        run_ids=saved.get("trials"),
         reps=study["reps"],
         confidence=study["confidence"],
     )
