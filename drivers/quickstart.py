@@ -1,7 +1,7 @@
 """The quickstart: the levels-gap study (``studies/levels_gap.toml``, what ``make demo``
 runs) through the same sweep code as ``gengap sweep``, with a few overrides.
 
-PPO on MiniGrid MultiRoom-N2-S4 trained on 2, 20 and 200 level seeds, 3 training seeds
+PPO on MiniGrid MultiRoom-N2-S4 trained on 5, 20 and 200 level seeds, 3 training seeds
 each, then evaluated zero-shot on the same 300 held-out levels; it prints train and
 held-out success and the gap with 95% bootstrap CIs per number of training levels and
 writes the report with the gap-vs-levels plot. Finished trials are kept: running it again
