@@ -517,6 +517,12 @@ def write_sweep_report(
         format_table(summaries, axis=main_axis, metric="iqm"),
         "",
     ]
+    if score == "success":
+        lines[-1:-1] = [
+            "",
+            "Per (seed, level) success is mostly 0 or 1 (one episode per held-out level), so "
+            "the IQM is 1 whenever over 75% of cells are solved: read the mean.",
+        ]
     extra = format_extra_table(summaries)
     if extra:
         lines += ["## Extra evaluations (mean)", "", extra, ""]
