@@ -122,7 +122,7 @@ class SweepView:
             self.remaining -= 1
         line = f"{message} | {self._text()}"
         if self.live is not None:
-            self.live.console.print(message)
+            self.live.console.print(message, markup=False, highlight=False)
             self.live.update(self._text())
         else:
             print(f"[{time.strftime('%H:%M:%S')}] {line}", file=self.stream, flush=True)
