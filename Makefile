@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/torch.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/gengap quickstart
+	$(VENV)/bin/gengap sweep studies/levels_gap.toml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Studies: several experiment arms x seeds, trained in a process pool, compared on held-out parts.
+"""Studies: several experiment arms x seeds, run as a sweep, compared on held-out parts.
 
 A study file (TOML) declares one env, the arms to compare (e.g. slot vs pixel observations),
 the seeds and the budget, and the evaluations: a split part (``test`` for IID held-out levels,
@@ -29,22 +29,19 @@ again and an interrupted one is resumed, so a study can be extended seed by seed
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gengap.drivers.train import run_or_resume
 from gengap.envs import env_info
 from gengap.envs.configio import config_from_dict, read_toml
 from gengap.envs.errors import InputError
 from gengap.envs.io import atomic_write_text
-from gengap.eval.evaluate import evaluate
-from gengap.eval.executor import Executor
 from gengap.eval.metrics import Interval, aggregate, generalization_gap, score_table
-from gengap.eval.runs import ExperimentConfig, RunFolder, check_out_dir
+from gengap.eval.runs import ExperimentConfig
 
 __all__ = [
     "ArmConfig",
@@ -227,8 +224,8 @@ def load_study(path: str | Path) -> StudyConfig:
     """Read a study TOML file; a relative ``out_dir`` stays relative to the current directory.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError, TypeError: For unknown keys or bad values (named).
+        InputFileNotFoundError: If the file does not exist.
+        InputError: For a TOML syntax error (file and line), unknown keys or bad values.
     """
     return StudyConfig.from_dict(read_toml(path, "study file"))
 
@@ -283,7 +280,7 @@ class StudyResult:
     def table(self, metric: str = "iqm") -> str:
         """Markdown: one row per evaluation, one column per arm, ``metric [CI]`` cells."""
         if metric not in _METRICS:
-            raise InputError(f"metric must be one of {_METRICS}, got {metric!r}")
+            raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
         arms = [arm.name for arm in self.config.arms]
         level = f"{self.config.confidence:.0%}"
         lines = [
@@ -342,50 +339,15 @@ class StudyResult:
         )
 
 
-def _train_and_evaluate(
-    evaluations: list[dict[str, Any]], eval_episodes: int, experiment: dict[str, Any]
-) -> tuple[str, list[dict[str, Any]]]:
-    """Worker: train (or reuse / resume) one run, then play every evaluation.
-
-    Each evaluation's episodes go to the results store under tag ``study:<name>`` in one
-    transaction; an evaluation already stored (a study run again) is read back, not replayed.
-    """
-    config = ExperimentConfig.from_dict(experiment)
-    folder = RunFolder(run_or_resume(config))
-    run_id, split, store = folder.run_id(), folder.read_split(), folder.store()
-    step = folder.agent_step()
-    rows: list[dict[str, Any]] = []
-    for evaluation in evaluations:
-        tag = f"study:{evaluation['name']}"
-        stored = store.episodes(run_id=run_id, tag=tag)
-        if not stored:
-            records = evaluate(
-                folder.agent_dir,
-                config.env_id,
-                split,
-                evaluation["part"],
-                num_episodes=eval_episodes,
-                num_envs=config.eval_num_envs,
-                seed=config.seed,
-                env_kwargs={**config.env_kwargs, **evaluation["env_kwargs"]},
-            )
-            store.add_episodes(
-                run_id, [r.to_dict() for r in records], part=evaluation["part"], step=step, tag=tag
-            )
-            stored = store.episodes(run_id=run_id, tag=tag)
-        rows += [{**e, "evaluation": evaluation["name"]} for e in stored]
-    return str(folder.path), rows
-
-
 def _summarize(config: StudyConfig, episodes: list[dict[str, Any]]) -> list[StudyRow]:
+    """Rows per arm and evaluation; ``episodes`` carry ``arm`` and ``evaluation`` keys."""
     rows = []
     test_names = [e.name for e in config.evaluations if e.part == "test" and not e.env_kwargs]
     for arm in config.arms:
-        runs = {f"{arm.name}-s{seed}" for seed in config.seeds}
         tables = {}
         for evaluation in config.evaluations:
             chosen = [
-                e for e in episodes if e["run_id"] in runs and e["evaluation"] == evaluation.name
+                e for e in episodes if e["arm"] == arm.name and e["evaluation"] == evaluation.name
             ]
             tables[evaluation.name] = score_table(chosen, score=config.score)
         for evaluation in config.evaluations:
@@ -427,38 +389,55 @@ def run_study(
     workers: int | None = None,
     out_dir: str | Path | None = None,
 ) -> StudyResult:
-    """Train every (arm, seed) of a study in a process pool, evaluate, and tabulate.
+    """Train every (arm, seed) of a study, evaluate, and tabulate: a sweep of arms x seeds.
+
+    The trials run through :func:`gengap.drivers.sweep.run_sweep` (one executor, one
+    results store written by this process only); this adds the arms x evaluations table.
 
     Args:
         study: A study TOML path or a :class:`StudyConfig`.
-        workers: Worker processes (default: the study's ``workers``), through
-            :class:`~gengap.eval.executor.Executor`: spawned, one torch thread each;
-            ``workers=1`` trains in this process.
+        workers: Trials at once (default: the study's ``workers``); ``workers=1`` trains
+            in this process.
         out_dir: Study folder, overriding the study's ``out_dir``.
 
     Returns:
         The result; ``results.md`` and ``results.json`` are written to the study folder, and
         every episode to its results store (``gengap.sqlite`` there, tag ``study:<name>``).
     """
+    from gengap.drivers.grid import study_spec_from_dict
+    from gengap.drivers.sweep import run_sweep
+    from gengap.eval.store import ResultsStore
+
     config = study if isinstance(study, StudyConfig) else load_study(study)
     if out_dir is not None:
         config = StudyConfig.from_dict({**config.to_dict(), "out_dir": str(out_dir)})
     workers = config.workers if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
-    folder = check_out_dir(config.study_dir())
-    atomic_write_text(folder / "study.json", json.dumps(config.to_dict(), indent=2))
-    evaluations = [asdict(e) for e in config.evaluations]
-    jobs = [e.to_dict() for e in config.experiments()]
+    spec = study_spec_from_dict(
+        {k: v for k, v in config.to_dict().items() if v is not None}, source="study"
+    )
     start = time.perf_counter()
-    work = partial(_train_and_evaluate, evaluations, config.eval_episodes)
-    outcomes = Executor("local", workers=workers).run(work, jobs)
+    outcome = run_sweep(spec, workers=workers, stream=io.StringIO())
     seconds = time.perf_counter() - start
-    episodes = [row for _, rows in outcomes for row in rows]
+    if outcome.failed:
+        first = next(iter(outcome.failed.values()))
+        raise RuntimeError(f"{len(outcome.failed)} study run(s) failed; the first: {first}")
+    store = ResultsStore(outcome.store_path)
+    names = {trial.run_name for trial in outcome.trials}
+    runs = [run for run in store.list_runs() if run["run_id"] in names]
+    episodes = []
+    for run in runs:
+        for evaluation in config.evaluations:
+            arm = run["config"]["sweep"]["arm"]
+            stored = store.episodes(run_id=run["run_id"], tag=f"study:{evaluation.name}")
+            episodes += [{**e, "arm": arm, "evaluation": evaluation.name} for e in stored]
+    store.close()
+    folder = outcome.folder
     result = StudyResult(
         config=config,
         rows=_summarize(config, episodes),
-        run_dirs=[Path(run_dir) for run_dir, _ in outcomes],
+        run_dirs=[Path(run["run_dir"]) for run in runs],
         seconds=seconds,
     )
     atomic_write_text(

@@ -757,3 +757,60 @@ class ResultsStore:
             given,
         )
         return [dict(row) for row in rows]
+
+    # -- whole runs ------------------------------------------------------------------------
+    def import_run(
+        self,
+        run: Mapping[str, Any],
+        episodes: Iterable[Mapping[str, Any]],
+        curves: Iterable[Mapping[str, Any]],
+        *,
+        config_extra: Mapping[str, Any] | None = None,
+        run_dir: str | Path | None = None,
+        status: str | None = None,
+    ) -> None:
+        """Write a run with all its results, replacing what the store held of it, in one
+        transaction: afterwards the store holds this run exactly once, or (on an error)
+        exactly what it held before.
+
+        This is how a sweep's driver takes in a trial a worker ran with a store of its own.
+
+        Args:
+            run: A run dict as :meth:`get_run` returns it (from another store).
+            episodes: Its episodes as :meth:`episodes` returns them.
+            curves: Its curve points as :meth:`curves` returns them.
+            config_extra: Keys merged into the run's config (e.g. the sweep's trial info).
+            run_dir: The run folder here (default: the one in ``run``).
+            status: The status to record (default: the one in ``run``).
+        """
+        run_id = str(run["run_id"])
+        by_evaluation: dict[tuple[str, int, str], list[Mapping[str, Any]]] = {}
+        for episode in episodes:
+            key = (episode["part"], episode["checkpoint_step"], episode["eval_tag"])
+            by_evaluation.setdefault(key, []).append(episode)
+        with self.transaction():
+            self.add_run(
+                run_id,
+                kind=run["kind"],
+                env_id=run["env_id"],
+                algo=run["algo"],
+                seed=run["seed"],
+                config={**run["config"], **(config_extra or {})},
+                split=run.get("split"),
+                versions=run.get("versions"),
+                git_rev=run.get("git_rev"),
+                run_dir=run_dir if run_dir is not None else run.get("run_dir"),
+                status=status or run["status"],
+                label=run.get("label"),
+            )
+            self._write(
+                lambda connection: [
+                    connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                    for table in ("episodes", "curves")
+                ]
+            )
+            for (part, step, tag), records in by_evaluation.items():
+                self.add_episodes(run_id, records, part=part, step=step, tag=tag)
+            points = list(curves)
+            if points:
+                self.add_curve_points(run_id, points)

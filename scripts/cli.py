@@ -481,10 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     quick = sub.add_parser(
-        "quickstart", help="the demo: a small held-out-generalization experiment"
+        "quickstart", help="the demo: studies/levels_gap.toml (defaults: the file's)"
     )
     quick.add_argument(
-        "--seeds", type=_positive_int("--seeds"), default=3, help="training seeds 0..N-1"
+        "--seeds",
+        type=_positive_int("--seeds"),
+        default=None,
+        help="training seeds 0..N-1 per number of training levels (default: the study "
+        "file's, studies/levels_gap.toml)",
     )
     _option(
         quick,
@@ -492,8 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_positive_int("--steps"),
         default=None,
-        default_text="150000",
-        help="environment steps per seed",
+        default_text="the study file's",
+        help="environment steps per run",
     )
     _option(
         quick,
@@ -501,12 +505,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_positive_int("--train-levels"),
         default=None,
-        default_text="25",
-        help="training levels 0..N-1",
+        default_text="the study file's grid",
+        help="train on this many levels only (one setting instead of the grid)",
     )
-    quick.add_argument("--out", default="runs/quickstart", help="folder for the runs and report")
-    quick.add_argument(
-        "--workers", type=_worker_count("--workers"), default=2, help="training processes"
+    _option(
+        quick,
+        "--out",
+        default=None,
+        default_text="the study file's out_dir",
+        help="folder for the runs and report",
+    )
+    _option(
+        quick,
+        "--workers",
+        type=_worker_count("--workers"),
+        default=None,
+        default_text="one per core",
+        help="training processes",
     )
 
     study = sub.add_parser("study", help="run a study: arms x seeds, compared on held-out parts")
@@ -527,6 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
         default_text="the file's out_dir",
         help="study folder",
     )
+
+    from gengap.scripts import sweep_cli
+
+    sweep_cli.add_parsers(sub)
 
     bench = sub.add_parser("bench", help="speed benchmarks (ratios measured in one run)")
     bench.add_argument(

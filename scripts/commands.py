@@ -227,6 +227,12 @@ def _check_report_runs(run_dirs: list[str], tag: str) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from gengap.eval.report import report_runs
     from gengap.eval.runs import check_out_dir
+    from gengap.scripts.sweep_cli import is_sweep_folder, print_sweep_table
+
+    if len(args.run_dirs) == 1 and is_sweep_folder(args.run_dirs[0]):  # a whole sweep
+        check_out_dir(args.out, "-o/--out")
+        print_sweep_table(Path(args.run_dirs[0]), console, out_dir=args.out)
+        return 0
 
     _check_report_runs(args.run_dirs, args.tag)
     check_out_dir(args.out, "-o/--out")
@@ -238,16 +244,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from gengap.drivers.quickstart import run_quickstart
     from gengap.eval.runs import check_out_dir
+    from gengap.scripts.sweep_cli import print_sweep_table
 
-    check_out_dir(args.out, "--out")
-    run_quickstart(
+    if args.out is not None:
+        check_out_dir(args.out, "--out")
+    outcome = run_quickstart(
         seeds=args.seeds,
         total_timesteps=args.steps,
         num_train_levels=args.train_levels,
         out_dir=args.out,
         workers=args.workers,
-        console=console,
     )
+    print_sweep_table(outcome.folder, console)
     return 0
 
 
@@ -267,6 +275,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     console.print(result.markdown())
     console.print(f"results: {result.config.study_dir() / 'results.md'}")
     return 0
+
+
+from gengap.scripts.sweep_cli import cmd_sweep  # noqa: E402,F401  (``gengap sweep``)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
