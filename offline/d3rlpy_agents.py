@@ -1,0 +1,541 @@
+"""Offline RL through d3rlpy: each algorithm is a gengap agent, one name per algorithm.
+
+=========  =======================  ===========================
+algo       Discrete actions         1-D Box actions
+=========  =======================  ===========================
+``cql``    DiscreteCQL              CQL
+``bcq``    DiscreteBCQ              BCQ
+``dt``     DiscreteDecisionTransf.  DecisionTransformer
+``iql``    (refused)                IQL
+``td3bc``  (refused)                TD3+BC
+=========  =======================  ===========================
+
+The variant follows the action space, as users expect from one name; an algorithm that
+has no variant for the space is refused with one line (:class:`InputError`).
+
+Same network as BC and the online agents: every d3rlpy encoder field is a
+:class:`GengapEncoderFactory` (registered with ``register_encoder_factory``) that builds
+:class:`gengap.agents.networks.ObservationEncoder`, so d3rlpy sees the IMPALA CNN on
+Procgen, the MiniGrid CNN on MiniGrid and the slot-attention extractor on slots, with the
+online agents' preprocessing. Images therefore stay as the env gives them (channel-last
+uint8); the encoder makes them channel-first on the device.
+
+Data: d3rlpy's ``fit`` and ``ReplayBuffer`` are not used. Each update reads one batch by
+index from the :class:`TransitionSource` (a memory-mapped store is never copied) and
+calls the d3rlpy implementation's ``update`` with a ``TorchMiniBatch`` (or, for the
+Decision Transformer, a ``TorchTrajectoryMiniBatch`` of ``context_size`` windows cut
+from the dataset's episodes). Nothing is logged and no ``d3rlpy_logs/`` is written.
+
+Files: d3rlpy's pickle-based ``save``/``save_model`` are not used either; the weights of
+every d3rlpy module (targets included) go to safetensors, optimizer states to a
+``weights_only`` torch file, the update count (d3rlpy's ``grad_step``) to JSON.
+
+Decision Transformer acting: gengap's ``Agent.act`` sees one observation per env and no
+episode history, so ``dt`` acts on a context of one step (the current observation, the
+target return, timestep 0). It trains on full ``context_size`` windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import torch
+import torch.nn.functional as F
+from d3rlpy.algos import (
+    BCQConfig,
+    CQLConfig,
+    DecisionTransformerConfig,
+    DiscreteBCQConfig,
+    DiscreteCQLConfig,
+    DiscreteDecisionTransformerConfig,
+    IQLConfig,
+    TD3PlusBCConfig,
+)
+from d3rlpy.base import LearnableBase, LearnableConfig
+from d3rlpy.models.encoders import EncoderFactory, register_encoder_factory
+from d3rlpy.models.torch import Encoder, EncoderWithAction
+from d3rlpy.torch_utility import TorchMiniBatch, TorchTrajectoryMiniBatch
+from d3rlpy.types import Shape
+from gymnasium import spaces
+from torch import nn
+
+from gengap.agents.base import TransitionSource, register_agent
+from gengap.agents.checkpoint import space_from_dict, space_to_dict
+from gengap.agents.networks import ObservationEncoder
+from gengap.envs.errors import InputError
+from gengap.offline.learner import (
+    ActionScaler,
+    OfflineConfig,
+    OfflineLearner,
+    check_batch,
+    check_positive_int,
+    to_torch,
+)
+
+# d3rlpy logs through structlog; gengap runs stay quiet (and never write d3rlpy_logs/,
+# which only d3rlpy's fit() creates).
+logging.getLogger("d3rlpy").setLevel(logging.WARNING)
+
+
+# -- gengap's encoders inside d3rlpy ----------------------------------------------------
+def _as_dict(x: Any, keys: list[str]) -> Any:
+    if keys and isinstance(x, list | tuple):
+        return dict(zip(keys, x, strict=True))
+    return x
+
+
+class GengapEncoder(Encoder):
+    """d3rlpy state encoder around :class:`ObservationEncoder` (tuples become the dict)."""
+
+    def __init__(self, space: gymnasium.Space[Any], extractor: str, features_dim: int | None
+                 ) -> None:
+        super().__init__()
+        self.encoder = ObservationEncoder(space, extractor, features_dim)
+        self.keys = list(space.spaces) if isinstance(space, spaces.Dict) else []
+
+    def forward(self, x: Any) -> torch.Tensor:
+        return self.encoder(_as_dict(x, self.keys))
+
+
+class GengapEncoderWithAction(EncoderWithAction):
+    """State-action encoder: features, the action (one-hot if discrete), a ReLU layer."""
+
+    def __init__(self, space: gymnasium.Space[Any], extractor: str, features_dim: int | None,
+                 action_size: int, discrete_action: bool) -> None:
+        super().__init__()
+        self.state = GengapEncoder(space, extractor, features_dim)
+        self.action_size = action_size
+        self.discrete_action = discrete_action
+        width = self.state.encoder.features_dim
+        self.head = nn.Sequential(nn.Linear(width + action_size, width), nn.ReLU())
+
+    def forward(self, x: Any, action: torch.Tensor) -> torch.Tensor:
+        if self.discrete_action:
+            action = F.one_hot(action.view(-1).long(), self.action_size).float()
+        return self.head(torch.cat([self.state(x), action], dim=1))
+
+
+@dataclasses.dataclass()
+class GengapEncoderFactory(EncoderFactory):
+    """d3rlpy encoder factory building gengap's encoders for one observation space.
+
+    Args:
+        observation_space: The env's observation space as JSON (``space_to_dict``).
+        features_extractor: As in the online agents' configs (``"auto"`` or a name).
+        features_dim: Extractor output units (0: the extractor's default).
+    """
+
+    observation_space: str = "{}"
+    features_extractor: str = "auto"
+    features_dim: int = 0
+
+    def _space(self) -> gymnasium.Space[Any]:
+        return space_from_dict(json.loads(self.observation_space))
+
+    def create(self, observation_shape: Shape) -> GengapEncoder:
+        return GengapEncoder(self._space(), self.features_extractor, self.features_dim or None)
+
+    def create_with_action(self, observation_shape: Shape, action_size: int,
+                           discrete_action: bool = False) -> GengapEncoderWithAction:
+        return GengapEncoderWithAction(self._space(), self.features_extractor,
+                                       self.features_dim or None, action_size, discrete_action)
+
+    @staticmethod
+    def get_type() -> str:
+        return "gengap"
+
+
+register_encoder_factory(GengapEncoderFactory)
+
+
+# -- configs --------------------------------------------------------------------------
+@dataclasses.dataclass
+class D3rlpyConfig(OfflineConfig):
+    """Fields every d3rlpy-backed learner has; the rest are the algorithm's own.
+
+    Attributes:
+        learning_rate: Step size of every optimizer of the algorithm (``None``: d3rlpy's
+            defaults, which differ per network).
+        gamma: Discount factor.
+    """
+
+    discrete_config: ClassVar[type[LearnableConfig] | None] = None
+    continuous_config: ClassVar[type[LearnableConfig] | None] = None
+
+    learning_rate: float | None = None
+    gamma: float = 0.99
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise InputError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise InputError(f"gamma must be in (0, 1], got {self.gamma!r}")
+
+    @property
+    def action_space_types(self) -> tuple[type[gymnasium.Space[Any]], ...]:  # type: ignore[override]
+        kinds: list[type[gymnasium.Space[Any]]] = []
+        if self.discrete_config is not None:
+            kinds.append(spaces.Discrete)
+        if self.continuous_config is not None:
+            kinds.append(spaces.Box)
+        return tuple(kinds)
+
+    def agent_class(self) -> type[D3rlpyAgent]:
+        return D3rlpyAgent
+
+    def d3rlpy_config(self, discrete: bool, encoder: GengapEncoderFactory) -> LearnableConfig:
+        """The d3rlpy config for the action-space variant, with gengap's encoder."""
+        config_cls = self.discrete_config if discrete else self.continuous_config
+        assert config_cls is not None  # check_spaces refused the other variant
+        own = {f.name for f in dataclasses.fields(D3rlpyConfig)}
+        values = {f.name: getattr(self, f.name)
+                  for f in dataclasses.fields(self) if f.name not in own}
+        target = {f.name for f in dataclasses.fields(config_cls)}
+        # None means "d3rlpy's default for this variant".
+        kwargs: dict[str, Any] = {k: v for k, v in values.items()
+                                  if k in target and v is not None}
+        kwargs["gamma"] = self.gamma
+        if self.batch_size is not None:
+            kwargs["batch_size"] = self.batch_size
+        for name in target:
+            if name.endswith("encoder_factory"):
+                kwargs[name] = encoder
+            if self.learning_rate is not None and name.endswith("learning_rate"):
+                kwargs[name] = self.learning_rate
+        return config_cls(**kwargs)
+
+    def default_batch_size(self, discrete: bool) -> int:
+        config_cls = self.discrete_config if discrete else self.continuous_config
+        assert config_cls is not None
+        return int(config_cls().batch_size)
+
+
+@register_agent
+@dataclasses.dataclass
+class CQLAgentConfig(D3rlpyConfig):
+    """Conservative Q-Learning (Kumar et al. 2020): DiscreteCQL or CQL by action space.
+
+    Attributes:
+        alpha: Weight of the conservative loss (DiscreteCQL's ``alpha``, default 1; CQL's
+            ``conservative_weight``, default 5). ``None`` fields take d3rlpy's defaults.
+        target_update_interval: Updates between target network copies (discrete; 8000).
+    """
+
+    algo: ClassVar[str] = "cql"
+    discrete_config = DiscreteCQLConfig
+    continuous_config = CQLConfig
+
+    alpha: float | None = None
+    target_update_interval: int | None = None
+
+    def d3rlpy_config(self, discrete: bool, encoder: GengapEncoderFactory) -> LearnableConfig:
+        config = super().d3rlpy_config(discrete, encoder)
+        if discrete or self.alpha is None:
+            return config
+        return dataclasses.replace(config, conservative_weight=self.alpha)  # type: ignore[type-var]
+
+
+@register_agent
+@dataclasses.dataclass
+class BCQAgentConfig(D3rlpyConfig):
+    """Batch-Constrained Q-learning (Fujimoto et al. 2019): DiscreteBCQ or BCQ.
+
+    Attributes:
+        action_flexibility: Discrete: probability ratio threshold of allowed actions
+            (default 0.3); continuous: the perturbation range (default 0.05).
+        target_update_interval: Updates between target network copies (discrete; 8000).
+    """
+
+    algo: ClassVar[str] = "bcq"
+    discrete_config = DiscreteBCQConfig
+    continuous_config = BCQConfig
+
+    action_flexibility: float | None = None
+    target_update_interval: int | None = None
+
+
+@register_agent
+@dataclasses.dataclass
+class IQLAgentConfig(D3rlpyConfig):
+    """Implicit Q-Learning (Kostrikov et al. 2021), continuous actions.
+
+    Attributes:
+        expectile: Expectile of the value regression.
+        weight_temp: Inverse temperature of advantage-weighted regression.
+    """
+
+    algo: ClassVar[str] = "iql"
+    continuous_config = IQLConfig
+
+    expectile: float = 0.7
+    weight_temp: float = 3.0
+
+
+@register_agent
+@dataclasses.dataclass
+class TD3PlusBCAgentConfig(D3rlpyConfig):
+    """TD3+BC (Fujimoto and Gu 2021), continuous actions.
+
+    Attributes:
+        alpha: Weight of the Q term against the behaviour cloning term.
+    """
+
+    algo: ClassVar[str] = "td3bc"
+    continuous_config = TD3PlusBCConfig
+
+    alpha: float = 2.5
+
+
+@register_agent
+@dataclasses.dataclass
+class DTAgentConfig(D3rlpyConfig):
+    """Decision Transformer (Chen et al. 2021): discrete or continuous by action space.
+
+    Attributes:
+        context_size: Steps per training window.
+        max_timestep: Largest timestep embedded (longer episodes are clipped to it).
+        num_layers: Transformer blocks (``None``: d3rlpy's, 6 discrete / 3 continuous).
+        num_heads: Attention heads (``None``: d3rlpy's, 8 discrete / 1 continuous).
+        target_return: Return-to-go the agent is conditioned on when acting (``None``: the
+            largest episode return in the training data, found at the first fit).
+    """
+
+    algo: ClassVar[str] = "dt"
+    discrete_config = DiscreteDecisionTransformerConfig
+    continuous_config = DecisionTransformerConfig
+
+    context_size: int = 20
+    max_timestep: int = 1000
+    num_layers: int | None = None
+    num_heads: int | None = None
+    target_return: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("context_size", "max_timestep", "num_layers", "num_heads"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+
+
+# -- the agent ------------------------------------------------------------------------
+def _observation_shape(space: gymnasium.Space[Any]) -> Any:
+    if isinstance(space, spaces.Dict):
+        return [tuple(s.shape or ()) for s in space.spaces.values()]
+    return tuple(space.shape or ())
+
+
+class D3rlpyAgent(OfflineLearner):
+    """A d3rlpy algorithm behind gengap's :class:`OfflineAgent` interface."""
+
+    config: D3rlpyConfig
+
+    def __init__(self, config: D3rlpyConfig, observation_space: gymnasium.Space[Any],
+                 action_space: gymnasium.Space[Any]) -> None:
+        super().__init__(config, observation_space, action_space)
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        self.batch_size = config.batch_size or config.default_batch_size(self.discrete)
+        self.scaler = ActionScaler(action_space) if isinstance(action_space, spaces.Box) \
+            else None
+        self.action_size = int(action_space.n) if isinstance(action_space, spaces.Discrete) \
+            else int(np.prod(action_space.shape or (1,)))
+        encoder = GengapEncoderFactory(
+            observation_space=json.dumps(space_to_dict(observation_space)),
+            features_extractor=config.features_extractor,
+            features_dim=config.features_dim or 0)
+        self.d3rlpy_config = config.d3rlpy_config(self.discrete, encoder)
+        device = self.device if ":" in self.device else f"{self.device}:0"
+        with self.rng_scope():
+            self.algo: LearnableBase[Any, Any] = self.d3rlpy_config.create(device=device)
+            self.algo.create_impl(_observation_shape(observation_space), self.action_size)
+        self.sequence = isinstance(self.d3rlpy_config, DecisionTransformerConfig
+                                   | DiscreteDecisionTransformerConfig)
+        self.target_return = getattr(config, "target_return", None)
+        self._returns_to_go: np.ndarray | None = None
+        self._bounds: np.ndarray | None = None
+
+    @property
+    def impl(self) -> Any:
+        impl = self.algo.impl
+        assert impl is not None  # create_impl ran in __init__
+        return impl
+
+    def networks(self) -> dict[str, nn.Module]:
+        return dict(self.impl.modules.get_torch_modules())
+
+    def optimizers(self) -> dict[str, Any]:
+        checkpointer = self.impl.modules.create_checkpointer(self.algo._device)
+        return {k: v for k, v in checkpointer.modules.items() if not isinstance(v, nn.Module)}
+
+    def extra_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"target_return": self.target_return}
+        if hasattr(self.impl, "_tokens"):  # DiscreteDT's learning-rate schedule position
+            state["tokens"] = int(self.impl._tokens)
+        return state
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.target_return = state.get("target_return", self.target_return)
+        if "tokens" in state and hasattr(self.impl, "_tokens"):
+            self.impl._tokens = int(state["tokens"])
+
+    # -- batches ------------------------------------------------------------------------
+    def _observations(self, obs: Any) -> Any:
+        tensors = to_torch(obs, self.device)
+        if isinstance(tensors, dict):
+            return [tensors[k].float() for k in self.observation_space.spaces]  # type: ignore[attr-defined]
+        return tensors.float()
+
+    def _actions(self, actions: Any) -> torch.Tensor:
+        values = np.asarray(actions)
+        if self.scaler is not None:
+            values = self.scaler.scale(values.reshape(len(values), self.action_size))
+        else:
+            values = values.reshape(len(values), 1)
+        return torch.as_tensor(values, dtype=torch.float32, device=self.device)
+
+    def _column(self, values: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(values, dtype=np.float32).reshape(-1, 1),
+                               device=self.device)
+
+    def prepare(self, dataset: TransitionSource, validation: TransitionSource | None) -> None:
+        if not self.sequence:
+            return
+        # Return-to-go of every transition: rewards only, read in chunks of rows.
+        bounds = np.asarray(dataset.episode_bounds(), dtype=np.int64)
+        rewards = np.empty(dataset.num_transitions, dtype=np.float32)
+        chunk = 4096
+        for start in range(0, dataset.num_transitions, chunk):
+            rows = np.arange(start, min(start + chunk, dataset.num_transitions))
+            rewards[rows] = np.asarray(dataset.transitions(rows)["reward"], dtype=np.float32)
+        returns_to_go = np.empty_like(rewards)
+        episode_returns = []
+        for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+            returns_to_go[begin:end] = np.cumsum(rewards[begin:end][::-1])[::-1]
+            episode_returns.append(float(returns_to_go[begin]) if end > begin else 0.0)
+        self._returns_to_go, self._bounds = returns_to_go, bounds
+        if self.target_return is None:
+            self.target_return = max(episode_returns)
+
+    def _transition_batch(self, dataset: TransitionSource) -> TorchMiniBatch:
+        batch = dataset.transitions(self.sample_indices(dataset.num_transitions))
+        actions = self._actions(batch["action"])
+        rewards = self._column(batch["reward"])
+        return TorchMiniBatch(
+            observations=self._observations(batch["obs"]),
+            actions=actions,
+            rewards=rewards,
+            next_observations=self._observations(batch["next_obs"]),
+            next_actions=torch.zeros_like(actions),
+            returns_to_go=torch.zeros_like(rewards),
+            terminals=self._column(batch["terminated"]),
+            intervals=torch.ones_like(rewards),
+            device=self.algo._device,
+        )
+
+    def _trajectory_batch(self, dataset: TransitionSource) -> TorchTrajectoryMiniBatch:
+        assert self._bounds is not None and self._returns_to_go is not None
+        context = int(getattr(self.config, "context_size", 20))
+        ends = self.index_rng.integers(0, dataset.num_transitions, size=self.batch_size)
+        episodes = np.searchsorted(self._bounds, ends, side="right") - 1
+        starts = self._bounds[episodes]
+        offsets = np.arange(context) - (context - 1)
+        rows = ends[:, None] + offsets[None, :]  # (B, K), windows end at ``ends``
+        valid = rows >= starts[:, None]  # left padding before the episode starts
+        rows = np.where(valid, rows, ends[:, None])
+        unique, inverse = np.unique(rows, return_inverse=True)
+        data = dataset.transitions(unique)
+        inverse = inverse.reshape(rows.shape)
+
+        def gather(values: Any) -> Any:
+            if isinstance(values, dict):
+                return {k: gather(v) for k, v in values.items()}
+            out = np.asarray(values)[inverse]
+            return out * valid.reshape(*valid.shape, *([1] * (out.ndim - 2))).astype(out.dtype)
+
+        max_step = int(getattr(self.config, "max_timestep", 1000)) - 1
+        timesteps = np.clip(rows - starts[:, None], 0, max_step) * valid
+        obs = self._observations(gather(data["obs"]))
+        actions = self._actions(gather(data["action"]).reshape(-1, *np.shape(
+            data["action"])[1:])).reshape(self.batch_size, context, -1)
+        masks = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
+        rewards = self._column(gather(data["reward"])).reshape(self.batch_size, context, 1)
+        rtg = torch.as_tensor(self._returns_to_go[rows] * valid, dtype=torch.float32,
+                              device=self.device).unsqueeze(-1)
+        return TorchTrajectoryMiniBatch(
+            observations=obs,
+            actions=actions * masks.unsqueeze(-1),
+            rewards=rewards,
+            returns_to_go=rtg,
+            terminals=self._column(gather(data["terminated"])).reshape(
+                self.batch_size, context, 1),
+            timesteps=torch.as_tensor(timesteps, dtype=torch.long, device=self.device),
+            masks=masks,
+            device=self.algo._device,
+        )
+
+    def update(self, dataset: TransitionSource) -> dict[str, float]:
+        batch = self._trajectory_batch(dataset) if self.sequence \
+            else self._transition_batch(dataset)
+        losses = self.impl.update(batch, self.num_updates)
+        self.algo.set_grad_step(self.num_updates + 1)
+        return {k: float(v) for k, v in losses.items()}
+
+    # -- acting -------------------------------------------------------------------------
+    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Actions for a batch of observations (leading axis = batch).
+
+        Q-learning algorithms act greedily (``deterministic=False`` samples where the
+        d3rlpy policy is stochastic); ``dt`` acts on a one-step context (module docstring).
+        """
+        size = check_batch(self.observation_space, obs)
+        with torch.no_grad(), self.rng_scope():
+            x = self._observations(obs)
+            if self.sequence:
+                output = self._act_sequence(x, size, deterministic)
+            elif deterministic:
+                output = self.impl.predict_best_action(x)
+            else:
+                output = self.impl.sample_action(x)
+        actions = output.cpu().numpy()
+        if self.scaler is None:
+            return actions.reshape(size).astype(np.int64)
+        return self.scaler.unscale(actions.reshape(size, self.action_size)).astype(
+            self.action_space.dtype, copy=False)
+
+    def _act_sequence(self, x: Any, size: int, deterministic: bool) -> torch.Tensor:
+        def one_step(t: torch.Tensor) -> torch.Tensor:
+            return t.unsqueeze(1)
+
+        observations = [one_step(t) for t in x] if isinstance(x, list) else one_step(x)
+        width = 1 if self.discrete else self.action_size
+        zeros = torch.zeros(size, 1, width, device=self.device)
+        target = float(self.target_return or 0.0)
+        rtg = torch.full((size, 1, 1), target, device=self.device)
+        timesteps = torch.zeros(size, 1, dtype=torch.long, device=self.device)
+        no_padding = torch.zeros(size, 1, device=self.device)
+        transformer = self.impl.modules.transformer
+        transformer.eval()
+        output = transformer(observations, zeros, rtg, timesteps, no_padding)
+        if not self.discrete:
+            return torch.as_tensor(output[:, -1])
+        logits = output[1][:, -1]
+        if deterministic:
+            return logits.argmax(dim=-1)
+        return torch.distributions.Categorical(logits=logits).sample()
+
+
+__all__ = [
+    "BCQAgentConfig",
+    "CQLAgentConfig",
+    "D3rlpyAgent",
+    "D3rlpyConfig",
+    "DTAgentConfig",
+    "GengapEncoderFactory",
+    "IQLAgentConfig",
+    "TD3PlusBCAgentConfig",
+]
