@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from gengap.envs.configio import config_from_dict
-from gengap.envs.registry import unknown_name_message
+from gengap.envs.errors import InputError, InputFileNotFoundError, InputTypeError
+from gengap.envs.registry import env_info, registered_ids, unknown_name_message
 
 CONFIG_FILE = "config.json"
 AGENT_FILE = "agent.json"
@@ -30,23 +31,58 @@ WEIGHTS_FILE = "model.safetensors"
 Hook = Callable[[int], bool]
 
 
+def _device_available(device: torch.device) -> bool:
+    if device.type == "cpu":
+        return True
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return (device.index or 0) < count
+    backend = getattr(torch.backends, device.type, None) or getattr(torch, device.type, None)
+    is_available = getattr(backend, "is_available", None)
+    return bool(is_available()) if callable(is_available) else False
+
+
+def available_devices() -> list[str]:
+    """The torch devices this machine can run on: ``cpu``, then ``cuda:0``... and ``mps``."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _device_available(torch.device("mps")):
+        devices.append("mps")
+    return devices
+
+
 def resolve_device(device: str) -> str:
-    """``"auto"`` becomes ``"cuda"`` when a GPU is available, else ``"cpu"``; others pass through.
+    """``"auto"`` becomes ``"cuda"`` when a GPU is available, else ``"cpu"``; an explicit
+    device passes through if this machine has it.
+
+    An explicitly requested device that is missing is an error, not a silent fall back to
+    the CPU: a run that asked for a GPU and quietly trained on a CPU would record a
+    configuration it did not run (and take many times longer than planned). ``"auto"`` is
+    the way to say "a GPU if there is one".
 
     Raises:
-        TypeError: If ``device`` is not a string.
-        ValueError: If torch does not recognise the device string.
+        InputTypeError: If ``device`` is not a string.
+        InputError: If torch does not recognise the device string, or this machine lacks
+            the device (naming the devices it has).
     """
     if not isinstance(device, str):
-        raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
+        raise InputTypeError(
+            f"device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        torch.device(device)
+        parsed = torch.device(device)
     except RuntimeError as error:
-        raise ValueError(
+        raise InputError(
             f"device must be 'auto' or a torch device string, got {device!r}"
         ) from error
+    if not _device_available(parsed):
+        raise InputError(
+            f"device {device!r} is not available on this machine (available: "
+            f"{', '.join(available_devices())}); device='auto' uses CUDA when present, "
+            "else the CPU"
+        )
     return device
 
 
@@ -63,13 +99,41 @@ class AgentConfig:
     """
 
     algo: ClassVar[str] = ""
+    # The action spaces the algorithm can act in (every space unless a subclass narrows it).
+    action_space_types: ClassVar[tuple[type[gymnasium.Space[Any]], ...]] = (gymnasium.Space,)
     seed: int = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
         resolve_device(self.device)
+
+    @classmethod
+    def fits_action_space(cls, action_space: gymnasium.Space[Any]) -> bool:
+        """Whether the algorithm can act in ``action_space``."""
+        return isinstance(action_space, cls.action_space_types)
+
+    @classmethod
+    def check_action_space(
+        cls, action_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse an action space the algorithm cannot act in, in one line that names the
+        algorithms that can.
+
+        Raises:
+            InputError: E.g. "SAC needs a continuous (Box) action space;
+                gengap/minigrid-doorkey-5x5-v0 has Discrete(7); algorithms that fit: dqn, ppo".
+        """
+        if cls.fits_action_space(action_space):
+            return
+        needs = " or ".join(_ACTION_SPACE_WORDS.get(t, t.__name__) for t in cls.action_space_types)
+        fitting = algos_fitting(action_space, online=_learns_online(cls))
+        where = env_id if env_id is not None else "the env"
+        raise InputError(
+            f"{cls.algo.upper()} needs a {needs} action space; {where} has {action_space}; "
+            f"algorithms that fit: {', '.join(fitting) or 'none registered'}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the ``algo`` name first; tuples become lists."""
@@ -85,11 +149,12 @@ class AgentConfig:
             TypeError: For a value of the wrong type, naming the key.
         """
         if not isinstance(data, Mapping):
-            raise TypeError(f"{cls.__name__} data must be a mapping, got {type(data).__name__}")
+            raise InputTypeError(
+                f"{cls.__name__} data must be a mapping, got {type(data).__name__}")
         values = dict(data)
         algo = values.pop("algo", cls.algo)
         if algo != cls.algo:
-            raise ValueError(f"{cls.__name__} is for algo {cls.algo!r}, got algo {algo!r}")
+            raise InputError(f"{cls.__name__} is for algo {cls.algo!r}, got algo {algo!r}")
         return config_from_dict(cls, values, what=f"{cls.algo} config")
 
     def replace(self, **overrides: Any) -> Self:
@@ -109,6 +174,32 @@ class AgentConfig:
             ValueError: If the algorithm does not support these spaces.
         """
         return self.agent_class()(self, observation_space, action_space)  # type: ignore[call-arg]
+
+
+_ACTION_SPACE_WORDS: dict[type[gymnasium.Space[Any]], str] = {
+    gymnasium.spaces.Box: "continuous (Box)",
+    gymnasium.spaces.Discrete: "discrete (Discrete)",
+    gymnasium.spaces.MultiDiscrete: "multi-discrete (MultiDiscrete)",
+    gymnasium.spaces.MultiBinary: "binary (MultiBinary)",
+}
+
+
+def _learns_online(config_cls: type[AgentConfig]) -> bool:
+    return issubclass(config_cls().agent_class(), OnlineAgent)
+
+
+def algos_fitting(action_space: gymnasium.Space[Any], *, online: bool | None = None) -> list[str]:
+    """Registered algorithms that can act in ``action_space``, sorted.
+
+    Args:
+        action_space: A single-env action space.
+        online: Only online learners (True), only offline ones (False), or all (None).
+    """
+    return [
+        name for name in registered_algos()
+        if _AGENT_CONFIGS[name].fits_action_space(action_space)
+        and (online is None or _learns_online(_AGENT_CONFIGS[name]) == online)
+    ]
 
 
 ConfigT = TypeVar("ConfigT", bound=type[AgentConfig])
@@ -146,10 +237,10 @@ def agent_config_class(algo: str) -> type[AgentConfig]:
     """The config class registered as ``algo``.
 
     Raises:
-        ValueError: For an unknown name, with close matches.
+        InputError: For an unknown name, with close matches.
     """
     if algo not in _AGENT_CONFIGS:
-        raise ValueError(unknown_name_message("algo", algo, _AGENT_CONFIGS))
+        raise InputError(unknown_name_message("algo", algo, _AGENT_CONFIGS))
     return _AGENT_CONFIGS[algo]
 
 
@@ -161,29 +252,33 @@ def agent_config_from_dict(data: Mapping[str, Any]) -> AgentConfig:
         TypeError: For a value of the wrong type.
     """
     if not isinstance(data, Mapping):
-        raise TypeError(f"agent config must be a mapping, got {type(data).__name__}")
+        raise InputTypeError(f"agent config must be a mapping, got {type(data).__name__}")
     if "algo" not in data:
-        raise ValueError(
+        raise InputError(
             f"agent config needs an 'algo' key (one of: {', '.join(registered_algos())})"
         )
     return agent_config_class(data["algo"]).from_dict(data)
 
 
-# Per env family hyperparameters, as data. Keys are (algo, family); values override
-# the config class defaults. Sources: Procgen paper (Cobbe et al. 2020) for procgen PPO,
-# REFERENCE.md's measured recipe for MiniGrid/BabyAI PPO, RL Baselines3 Zoo otherwise.
+# Tuned hyperparameters per env family, as data. Keys are (algo, family); values override
+# the config class defaults. A pair without an entry gets the class defaults, so every
+# algorithm has working defaults on every family whose action space it fits: the feature
+# extractor is always "auto", chosen from the observation space when the agent is built
+# (gengap.agents.networks.auto_features_extractor), never per family. Sources: Procgen
+# paper (Cobbe et al. 2020) for procgen PPO, REFERENCE.md's measured recipe for
+# MiniGrid/BabyAI PPO, RL Baselines3 Zoo otherwise.
 DEFAULT_AGENT_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "procgen"): {
         "learning_rate": 5e-4, "lr_schedule": "constant", "n_steps": 256, "n_minibatches": 8,
         "n_epochs": 3, "gamma": 0.999, "gae_lambda": 0.95, "clip_range": 0.2,
         "clip_range_vf": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5,
-        "normalize_reward": True, "features_extractor": "impala", "features_dim": 256,
+        "normalize_reward": True, "features_extractor": "auto", "features_dim": 256,
         "net_arch": [], "activation": "relu",
     },
     ("ppo", "minigrid"): {
         "learning_rate": 5e-4, "lr_schedule": "linear", "n_steps": 256, "batch_size": 256,
         "n_epochs": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.01,
-        "vf_coef": 0.5, "max_grad_norm": 0.5, "features_extractor": "minigrid_cnn",
+        "vf_coef": 0.5, "max_grad_norm": 0.5, "features_extractor": "auto",
         "features_dim": 128, "net_arch": [], "activation": "tanh",
     },
     ("ppo", "classic"): {"n_steps": 256, "batch_size": 64, "n_epochs": 10, "gamma": 0.98,
@@ -192,13 +287,13 @@ DEFAULT_AGENT_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
         "learning_rate": 1e-4, "buffer_size": 100_000, "learning_starts": 10_000,
         "batch_size": 32, "train_freq": 4, "target_update_interval": 1000,
         "exploration_fraction": 0.1, "exploration_final_eps": 0.01, "gamma": 0.99,
-        "features_extractor": "impala", "features_dim": 256, "net_arch": [],
+        "features_extractor": "auto", "features_dim": 256, "net_arch": [],
     },
     ("dqn", "minigrid"): {
         "learning_rate": 1e-4, "buffer_size": 100_000, "learning_starts": 1000,
         "batch_size": 64, "train_freq": 4, "target_update_interval": 1000,
         "exploration_fraction": 0.2, "exploration_final_eps": 0.05, "gamma": 0.99,
-        "features_extractor": "minigrid_cnn", "features_dim": 128, "net_arch": [64],
+        "features_extractor": "auto", "features_dim": 128, "net_arch": [64],
     },
     ("dqn", "classic"): {  # rl-zoo CartPole-v1
         "learning_rate": 2.3e-3, "buffer_size": 100_000, "learning_starts": 1000,
@@ -209,28 +304,41 @@ DEFAULT_AGENT_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     ("sac", "classic"): {"learning_rate": 1e-3},  # rl-zoo Pendulum-v1
     ("sac", "mujoco"): {"learning_starts": 10_000},  # rl-zoo HalfCheetah etc.
     ("sac", "metaworld"): {"learning_starts": 10_000, "net_arch": [400, 400, 400]},
+    # Shapes world (Dict observations: slots or 64x64 pixels, plus the goal): "auto" picks
+    # the goal-conditioned slot attention extractor for slots and the goal-FiLM CNN for
+    # pixels. Tuned on object_goal slots (studies/README.md): lr 1e-3, 4 epochs of 4
+    # minibatches per 1024-step rollout; at lr 3e-4 even a one-object scene reached only
+    # 0.61 success after 30k steps (0.96 at 1e-3).
+    ("ppo", "shapes"): {
+        "learning_rate": 1e-3, "lr_schedule": "constant", "n_steps": 128, "batch_size": 256,
+        "n_epochs": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2,
+        "ent_coef": 0.003, "vf_coef": 0.5, "max_grad_norm": 0.5, "features_extractor": "auto",
+        "net_arch": [128, 128], "activation": "relu",
+    },
+    # SB3's 1M-transition buffer of 64x64 pixel observations would need ~25 GB.
+    ("sac", "shapes"): {"buffer_size": 100_000},
 }
-# BabyAI ids may observe entity dicts (gengap.envs.entities): pick the extractor from the space
-# (the MiniGrid CNN for the symbolic image, SB3's combined extractor for Dict observations).
-DEFAULT_AGENT_CONFIGS[("ppo", "babyai")] = {
-    **DEFAULT_AGENT_CONFIGS[("ppo", "minigrid")], "features_extractor": "auto",
-}
-# Shapes world (Dict observations: slots or 64x64 pixels, plus the goal). "auto" picks the
-# goal-conditioned slot attention extractor for slots and SB3's combined extractor (NatureCNN
-# + goal) for pixels. Tuned on object_goal slots (studies/README.md): lr 1e-3, 4 epochs of
-# 4 minibatches per 1024-step rollout; at lr 3e-4 even a one-object scene reached only 0.61
-# success after 30k steps (0.96 at 1e-3).
-DEFAULT_AGENT_CONFIGS[("ppo", "shapes")] = {
-    "learning_rate": 1e-3, "lr_schedule": "constant", "n_steps": 128, "batch_size": 256,
-    "n_epochs": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.003,
-    "vf_coef": 0.5, "max_grad_norm": 0.5, "features_extractor": "auto",
-    "net_arch": [128, 128], "activation": "relu",
-}
+# BabyAI is MiniGrid with language missions: the MiniGrid recipe serves both.
+DEFAULT_AGENT_CONFIGS[("ppo", "babyai")] = DEFAULT_AGENT_CONFIGS[("ppo", "minigrid")]
 DEFAULT_AGENT_CONFIGS[("dqn", "babyai")] = DEFAULT_AGENT_CONFIGS[("dqn", "minigrid")]
+# Families that are not gengap env families but have Gymnasium-task defaults above.
+_EXTRA_FAMILIES = ("classic", "mujoco", "metaworld")
+
+
+def known_families() -> list[str]:
+    """Env families with defaults: every registered gengap family, plus the extra ones."""
+    families = {env_info(env_id).family for env_id in registered_ids()}
+    families |= {family for _, family in DEFAULT_AGENT_CONFIGS} | set(_EXTRA_FAMILIES)
+    return sorted(families)
 
 
 def default_agent_config(algo: str, family: str, **overrides: Any) -> AgentConfig:
     """The config for ``algo`` with the defaults of env ``family``, then ``overrides``.
+
+    A family with no tuned entry for ``algo`` in :data:`DEFAULT_AGENT_CONFIGS` gets the
+    algorithm's own defaults (with the feature extractor chosen from the observation
+    space). Whether the algorithm fits an env's action space is checked by
+    :func:`agent_config_for_env`, which knows the env.
 
     Args:
         algo: A registered algorithm name (``"ppo"``, ``"dqn"``, ``"sac"``, ...).
@@ -239,17 +347,47 @@ def default_agent_config(algo: str, family: str, **overrides: Any) -> AgentConfi
         **overrides: Field values that win over the family defaults.
 
     Raises:
-        ValueError: For an unknown algo, an (algo, family) pair with no defaults (listing
-            the families that have some), or an unknown override key.
+        InputError: For an unknown algo or family (with close matches), or an unknown
+            override key.
         TypeError: For an override of the wrong type.
     """
     config_cls = agent_config_class(algo)
-    families = [known_family for known_algo, known_family in DEFAULT_AGENT_CONFIGS
-                if known_algo == algo]
-    if (algo, family) not in DEFAULT_AGENT_CONFIGS:
-        raise ValueError(unknown_name_message(f"env family for {algo!r} defaults", family,
-                                              families))
-    return config_cls.from_dict({**DEFAULT_AGENT_CONFIGS[(algo, family)], **overrides})
+    families = known_families()
+    if family not in families:
+        raise InputError(unknown_name_message("env family", family, families))
+    return config_cls.from_dict({**DEFAULT_AGENT_CONFIGS.get((algo, family), {}), **overrides})
+
+
+def env_action_space(
+    env_id: str, env_kwargs: Mapping[str, Any] | None = None
+) -> gymnasium.Space[Any]:
+    """The action space of registered env ``env_id`` built with ``env_kwargs``."""
+    env = gymnasium.make(env_info(env_id).env_id, **dict(env_kwargs or {}))
+    try:
+        return env.action_space
+    finally:
+        env.close()
+
+
+def agent_config_for_env(
+    algo: str, env_id: str, *, env_kwargs: Mapping[str, Any] | None = None, **overrides: Any
+) -> AgentConfig:
+    """The default config of ``algo`` for registered env ``env_id`` (its family's defaults,
+    then ``overrides``), refusing up front an algorithm that cannot act in the env.
+
+    Args:
+        algo: A registered algorithm name.
+        env_id: A registered gengap env id.
+        env_kwargs: The env options the agent will train with (they may change spaces).
+        **overrides: Field values that win over the family defaults.
+
+    Raises:
+        InputError: For an unknown algo, env id or override key, or an algorithm whose
+            action space does not fit the env's (one line naming the algorithms that fit).
+    """
+    config_cls = agent_config_class(algo)
+    config_cls.check_action_space(env_action_space(env_id, env_kwargs), env_id)
+    return default_agent_config(algo, env_info(env_id).family, **overrides)
 
 
 class Agent(ABC):
@@ -259,9 +397,12 @@ class Agent(ABC):
         config: The config that built the agent.
         observation_space: The single-env observation space.
         action_space: The single-env action space.
+        device: The torch device the agent actually computes on (``config.device``
+            resolved: ``"auto"`` becomes ``"cuda"`` or ``"cpu"``); runs record it.
     """
 
     config: AgentConfig
+    device: str
     observation_space: gymnasium.Space[Any]
     action_space: gymnasium.Space[Any]
 
@@ -374,24 +515,36 @@ class OfflineAgent(Agent):
         """Rebuild an agent from :meth:`save_checkpoint`, ready to continue fitting."""
 
 
-def read_config(path: str | Path) -> AgentConfig:
+def read_config(path: str | Path, device: str | None = None) -> AgentConfig:
     """The config saved in agent directory ``path``.
 
+    Args:
+        path: An agent or checkpoint directory.
+        device: If given, replaces the saved device before the config is validated, so an
+            agent saved with ``device="cuda"`` loads on a machine without CUDA.
+
     Raises:
-        FileNotFoundError: If ``path`` has no config.json.
+        InputFileNotFoundError: If ``path`` has no config.json.
+        InputError: If config.json is not valid JSON or not a valid config (naming the file).
     """
     config_path = Path(path) / CONFIG_FILE
     if not config_path.is_file():
-        raise FileNotFoundError(f"no {CONFIG_FILE} in agent directory {str(path)!r}")
-    return agent_config_from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        raise InputFileNotFoundError(f"no {CONFIG_FILE} in agent directory {str(path)!r}")
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{config_path} is not a valid JSON agent config: {error}") from None
+    if isinstance(data, dict) and device is not None:
+        data = {**data, "device": device}
+    return agent_config_from_dict(data)
 
 
 def load_agent(path: str | Path, device: str = "auto") -> Agent:
     """Load any saved agent (or checkpoint) directory: config.json picks the class.
 
     Raises:
-        FileNotFoundError: If the directory has no config.json.
-        ValueError: If its algo is not registered.
+        InputFileNotFoundError: If the directory has no config.json.
+        InputError: If its algo is not registered, or a file in it is not readable.
     """
-    config = read_config(path)
+    config = read_config(path, device=device)
     return config.agent_class().load(path, device=device)

@@ -2,8 +2,13 @@
 
 A saved directory is written into a temporary sibling and renamed into place, so a
 reader (or a resumed run after a kill) sees either the old directory or the new one.
-Optimizer states go through ``torch.save`` and come back with
-``torch.load(weights_only=True)``, which refuses anything but tensors and plain data.
+Nothing is pickled: nested states (optimizers) are split into their tensors
+(safetensors) and the plain data around them (JSON), see :func:`save_tensor_state`.
+
+Files are byte-identical for identical states (safetensors files carry at most one
+metadata entry, as a sorted JSON string: the format stores metadata as a hash map whose
+order changes from process to process), so a checksum can verify a reproduction. A
+truncated or corrupt file raises :class:`~gengap.envs.errors.InputError` naming it.
 """
 
 from __future__ import annotations
@@ -22,13 +27,18 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file as load_torch
+from safetensors.torch import save_file as save_torch
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
+from gengap.envs.errors import InputError, InputFileNotFoundError
 from gengap.envs.io import atomic_write_text
+
+# The one metadata key gengap writes into a safetensors file (a sorted JSON string).
+_METADATA_KEY = "gengap"
 
 
 def _array_or_scalar(values: np.ndarray) -> Any:
@@ -82,7 +92,7 @@ def space_from_dict(data: dict[str, Any]) -> gymnasium.Space[Any]:
     """Inverse of :func:`space_to_dict`.
 
     Raises:
-        ValueError: For an unknown space type.
+        InputError: For an unknown space type.
     """
     kind = data.get("type")
     if kind == "Box":
@@ -99,7 +109,7 @@ def space_from_dict(data: dict[str, Any]) -> gymnasium.Space[Any]:
         return spaces.MultiBinary(data["n"])
     if kind == "Dict":
         return spaces.Dict({k: space_from_dict(v) for k, v in data["spaces"].items()})
-    raise ValueError(f"unknown space type {kind!r} in saved spaces")
+    raise InputError(f"unknown space type {kind!r} in saved spaces")
 
 
 @contextlib.contextmanager
@@ -132,39 +142,143 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def _missing(path: Path) -> InputFileNotFoundError:
+    return InputFileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
+
+
+def _unreadable(path: Path, error: BaseException) -> InputError:
+    return InputError(f"{path} is truncated or corrupt and cannot be read ({error})")
+
+
 def read_json(path: Path) -> Any:
-    """Read a JSON file, naming it if it is missing."""
+    """Read a JSON file.
+
+    Raises:
+        InputFileNotFoundError: If it is missing.
+        InputError: If it is not valid JSON (naming the file).
+    """
     if not path.is_file():
-        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise _missing(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _unreadable(path, error) from None
+
+
+def _shared_names_removed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with one name per shared tensor (the first in sorted order), contiguous."""
+    kept: dict[tuple[Any, ...], str] = {}
+    for name in sorted(state):
+        tensor = state[name]
+        identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+                    tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+        kept.setdefault(identity, name)
+    return {name: state[name].detach().contiguous() for name in sorted(kept.values())}
+
+
+def _write_safetensors(tensors: dict[str, torch.Tensor], path: Path,
+                       metadata: dict[str, Any] | None = None) -> None:
+    packed = None if metadata is None else {_METADATA_KEY: json.dumps(metadata, sort_keys=True)}
+    save_torch(tensors, str(path), metadata=packed)
+
+
+def _read_safetensors(path: Path, device: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and gengap metadata of a safetensors file, refusing a damaged file by name."""
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        tensors = load_torch(str(path), device=device)
+        metadata = json.loads(header[_METADATA_KEY]) if _METADATA_KEY in header else {}
+    except (SafetensorError, OSError, json.JSONDecodeError) as error:
+        raise _unreadable(path, error) from None
+    return tensors, metadata
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> None:
-    """Save a module's parameters and buffers to safetensors (shared tensors deduplicated)."""
-    save_model(module, str(path))
+    """Save a module's parameters and buffers to safetensors (shared tensors stored once,
+    under their first name in sorted order), byte-identical for identical weights."""
+    _write_safetensors(_shared_names_removed(module.state_dict()), path)
 
 
 def load_weights(module: torch.nn.Module, path: Path, device: str) -> None:
-    """Load weights saved by :func:`save_weights` into ``module``; every key must match."""
-    if not path.is_file():
-        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
-    missing, unexpected = load_model(module, str(path), strict=True, device=device)
-    if missing or unexpected:  # strict=True raises first; kept for clarity of intent
-        raise ValueError(f"weights in {path} do not match: missing {missing}, extra {unexpected}")
+    """Load weights saved by :func:`save_weights` into ``module``; every key must match.
+
+    Raises:
+        InputFileNotFoundError: If the file is missing.
+        InputError: If it is damaged, or holds weights of another network.
+    """
+    saved, _ = _read_safetensors(path, device)
+    expected = _shared_names_removed(module.state_dict())
+    if set(saved) != set(expected):
+        missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+        raise InputError(f"weights in {path} do not fit this agent's network: missing "
+                         f"{missing[:5]}, unexpected {extra[:5]}")
+    wrong = [k for k in saved if saved[k].shape != expected[k].shape]
+    if wrong:
+        raise InputError(f"weights in {path} do not fit this agent's network: {wrong[0]!r} has "
+                         f"shape {tuple(saved[wrong[0]].shape)}, the network needs "
+                         f"{tuple(expected[wrong[0]].shape)}")
+    with torch.no_grad():
+        for name, value in saved.items():
+            expected[name].copy_(value)  # shared names share this storage
+
+
+def _split_tensors(value: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    """``value`` as JSON-ready data, its tensors moved to ``tensors`` under dotted names."""
+    if isinstance(value, torch.Tensor):
+        tensors[prefix] = value.detach().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(value, dict):
+        return {"__items__": [[key, _split_tensors(item, tensors, f"{prefix}.{key}")]
+                              for key, item in value.items()]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_split_tensors(item, tensors, f"{prefix}.{i}")
+                              for i, item in enumerate(value)]}
+    if isinstance(value, list):
+        return [_split_tensors(item, tensors, f"{prefix}.{i}") for i, item in enumerate(value)]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"cannot save {type(value).__name__} at {prefix!r} in a tensor state")
+
+
+def _join_tensors(data: Any, tensors: dict[str, torch.Tensor], path: Path) -> Any:
+    if isinstance(data, list):
+        return [_join_tensors(item, tensors, path) for item in data]
+    if isinstance(data, dict):
+        if "__tensor__" in data:
+            if data["__tensor__"] not in tensors:
+                raise InputError(f"{path} lacks tensor {data['__tensor__']!r}; the checkpoint "
+                                 "is incomplete")
+            return tensors[data["__tensor__"]]
+        if "__tuple__" in data:
+            return tuple(_join_tensors(item, tensors, path) for item in data["__tuple__"])
+        return {key: _join_tensors(item, tensors, path) for key, item in data["__items__"]}
+    return data
 
 
 def save_tensor_state(state: dict[str, Any], path: Path) -> None:
-    """Save nested dicts of tensors and plain data (optimizer states) for a weights-only load."""
-    torch.save(state, path)
+    """Save nested dicts of tensors and plain data (optimizer states) without pickle:
+    the tensors to ``path`` (safetensors), the structure around them to ``path`` with the
+    suffix ``.json`` (dict keys keep their types, e.g. an optimizer's integer ids)."""
+    tensors: dict[str, torch.Tensor] = {}
+    structure = _split_tensors(state, tensors, "state")
+    _write_safetensors(tensors, path)
+    write_json(path.with_suffix(".json"), structure)
 
 
 def load_tensor_state(path: Path, device: str) -> dict[str, Any]:
-    """Load :func:`save_tensor_state` output with ``weights_only=True`` (no arbitrary code)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
-    state = torch.load(path, map_location=device, weights_only=True)
+    """Load :func:`save_tensor_state` output.
+
+    Raises:
+        InputFileNotFoundError: If either file is missing.
+        InputError: If either is damaged.
+    """
+    tensors, _ = _read_safetensors(path, device)
+    state = _join_tensors(read_json(path.with_suffix(".json")), tensors, path)
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a dict of states")
+        raise InputError(f"{path.with_suffix('.json')} does not hold a dict of states")
     return state
 
 
@@ -214,24 +328,29 @@ def save_replay_buffer(buffer: ReplayBuffer | DictReplayBuffer | None, path: Pat
         return
     size = buffer.buffer_size if buffer.full else buffer.pos
     arrays = {k: np.ascontiguousarray(v[:size]) for k, v in _buffer_arrays(buffer).items()}
-    save_numpy(arrays, str(path), metadata={"pos": str(buffer.pos), "full": str(buffer.full)})
+    save_numpy(arrays, str(path), metadata={
+        _METADATA_KEY: json.dumps({"full": bool(buffer.full), "pos": int(buffer.pos)},
+                                  sort_keys=True)})
 
 
 def load_replay_buffer(buffer: ReplayBuffer | DictReplayBuffer | None, path: Path) -> None:
     """Fill an SB3 replay buffer of the same layout from :func:`save_replay_buffer` output."""
     if buffer is None or not path.is_file():
-        raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
-    with safe_open(str(path), framework="numpy") as handle:
-        metadata = handle.metadata()
-    saved = load_numpy(str(path))
+        raise _missing(path)
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = json.loads((handle.metadata() or {})[_METADATA_KEY])
+        saved = load_numpy(str(path))
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as error:
+        raise _unreadable(path, error) from None
     targets = _buffer_arrays(buffer)
     if set(saved) != set(targets):
-        raise ValueError(f"replay buffer in {path} has arrays {sorted(saved)}, "
+        raise InputError(f"replay buffer in {path} has arrays {sorted(saved)}, "
                          f"expected {sorted(targets)}")
     for name, array in saved.items():
         if array.shape[1:] != targets[name].shape[1:] or len(array) > len(targets[name]):
-            raise ValueError(f"replay buffer array {name!r} has shape {array.shape}, "
+            raise InputError(f"replay buffer array {name!r} has shape {array.shape}, "
                              f"buffer holds {targets[name].shape}")
         targets[name][: len(array)] = array
     buffer.pos = int(metadata["pos"])
-    buffer.full = metadata["full"] == "True"
+    buffer.full = bool(metadata["full"])

@@ -12,12 +12,16 @@
   the OCRL benchmark's slot-set policies (Yoon et al. 2023): a shared per-slot MLP
   (optionally a self-attention layer over the real slots), then masked multi-head
   attention pooling whose queries are derived from the goal.
+* :class:`GoalFiLMCNN`: the pixel counterpart of the slot extractor for a Dict of one image
+  and a ``goal`` vector: a small CNN whose every conv layer is modulated by the goal
+  (FiLM, Perez et al. 2018), over the image plus two coordinate channels (CoordConv), so
+  "where is the object the goal names" is computed in the image, not after flattening.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium
 import torch
@@ -32,13 +36,14 @@ from stable_baselines3.common.torch_layers import (
 from torch import nn
 
 from gengap.agents.online import policy_observation_space
+from gengap.envs.errors import InputError
 from gengap.envs.registry import unknown_name_message
 
 
 def _channel_first_shape(observation_space: gymnasium.Space[Any], name: str) -> tuple[int, ...]:
     shape = getattr(observation_space, "shape", None)
     if not isinstance(observation_space, spaces.Box) or shape is None or len(shape) != 3:
-        raise ValueError(
+        raise InputError(
             f"{name} needs a 3-D (C, H, W) Box observation space, got {observation_space}"
         )
     return tuple(shape)
@@ -114,7 +119,7 @@ class MiniGridCNN(BaseFeaturesExtractor):
     def __init__(self, observation_space: gymnasium.Space[Any], features_dim: int = 128) -> None:
         shape = _channel_first_shape(observation_space, "MiniGridCNN")
         if min(shape[1:]) < 6:
-            raise ValueError(f"MiniGridCNN needs H and W >= 6, got observation shape {shape}")
+            raise InputError(f"MiniGridCNN needs H and W >= 6, got observation shape {shape}")
         super().__init__(observation_space, features_dim)
         self.convs = nn.Sequential(
             nn.Conv2d(shape[0], 16, kernel_size=2),
@@ -156,7 +161,7 @@ class SlotAttentionExtractor(BaseFeaturesExtractor):
         self_attention: Add a residual self-attention layer over the slots before pooling.
 
     Raises:
-        ValueError: If the space lacks those keys or shapes, or ``embed_dim`` is not
+        InputError: If the space lacks those keys or shapes, or ``embed_dim`` is not
             divisible by ``num_heads``.
     """
 
@@ -173,7 +178,7 @@ class SlotAttentionExtractor(BaseFeaturesExtractor):
         if not isinstance(observation_space, spaces.Dict) or any(
             k not in observation_space.spaces for k in keys
         ):
-            raise ValueError(
+            raise InputError(
                 f"SlotAttentionExtractor needs a Dict space with keys {keys}, "
                 f"got {observation_space}"
             )
@@ -187,12 +192,12 @@ class SlotAttentionExtractor(BaseFeaturesExtractor):
             or goal_shape is None
             or len(goal_shape) != 1
         ):
-            raise ValueError(
+            raise InputError(
                 "SlotAttentionExtractor needs slots (N, D), mask (N,) and goal (G,), got "
                 f"slots {slot_shape}, mask {mask_shape}, goal {goal_shape}"
             )
         if embed_dim % num_heads:
-            raise ValueError(
+            raise InputError(
                 f"embed_dim must be divisible by num_heads={num_heads}, got {embed_dim}"
             )
         super().__init__(observation_space, features_dim)
@@ -232,6 +237,95 @@ class SlotAttentionExtractor(BaseFeaturesExtractor):
         return self.head(torch.cat([pooled.flatten(1), goal], dim=1))
 
 
+class GoalFiLMCNN(BaseFeaturesExtractor):
+    """Goal-conditioned CNN for a Dict of one image and a ``goal`` vector.
+
+    The image (channel-first, scaled to [0, 1] by SB3) gets two coordinate channels (x and
+    y in [-1, 1]) and goes through three stride-2 3x3 convolutions; after each, the
+    channels are scaled and shifted by linear functions of the goal (FiLM), then ReLU.
+    The flattened map goes through a ReLU layer and is concatenated with a goal
+    embedding. Why FiLM rather than SB3's combined extractor (NatureCNN + goal after
+    flattening): matching a goal's colour and shape is a product of what the pixel shows
+    and what the goal asks for; with the goal joined only after the CNN, the network must
+    encode every object's colour, shape and position in the flat features first, and PPO
+    on the shapes world stayed below a random policy at 200k steps.
+
+    Args:
+        observation_space: A Dict with a ``goal`` ``(G,)`` Box and exactly one other key,
+            a 3-D image Box (channel-first, as the policy sees it).
+        features_dim: Units of the layer after the convolutions (the features are these
+            plus a 64-unit goal embedding).
+        channels: Channels of the three conv layers.
+
+    Raises:
+        InputError: If the space is not such a Dict.
+    """
+
+    coords: torch.Tensor
+
+    def __init__(
+        self,
+        observation_space: gymnasium.Space[Any],
+        features_dim: int = 256,
+        channels: Sequence[int] = (16, 32, 32),
+    ) -> None:
+        image_key = _goal_image_key(observation_space)
+        if image_key is None:
+            raise InputError(
+                "GoalFiLMCNN needs a Dict space of a 'goal' (G,) Box and one 3-D image Box, "
+                f"got {observation_space}"
+            )
+        space = cast(spaces.Dict, observation_space)
+        shape = _channel_first_shape(space[image_key], "GoalFiLMCNN")
+        goal_dim = int(space["goal"].shape[0])  # type: ignore[index]
+        super().__init__(observation_space, features_dim + 64)
+        self.image_key = image_key
+        height, width = shape[1:]
+        ys = torch.linspace(-1.0, 1.0, height).view(1, 1, height, 1).expand(1, 1, height, width)
+        xs = torch.linspace(-1.0, 1.0, width).view(1, 1, 1, width).expand(1, 1, height, width)
+        self.register_buffer("coords", torch.cat([xs, ys], dim=1).contiguous(), persistent=False)
+        convs: list[nn.Module] = []
+        films: list[nn.Module] = []
+        in_channels = shape[0] + 2
+        for out_channels in channels:
+            convs.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1))
+            films.append(nn.Linear(goal_dim, 2 * out_channels))
+            in_channels = out_channels
+        self.convs = nn.ModuleList(convs)
+        self.films = nn.ModuleList(films)
+        with torch.no_grad():
+            probe = torch.zeros(1, shape[0] + 2, height, width)
+            for conv in self.convs:
+                probe = conv(probe)
+        self.head = nn.Sequential(nn.Linear(probe[0].numel(), features_dim), nn.ReLU())
+        self.goal_mlp = nn.Sequential(nn.Linear(goal_dim, 64), nn.ReLU())
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        image = observations[self.image_key]
+        goal = observations["goal"]
+        x = torch.cat([image, self.coords.expand(image.shape[0], -1, -1, -1)], dim=1)
+        for conv, film in zip(self.convs, self.films, strict=True):
+            x = conv(x)
+            scale, shift = film(goal).chunk(2, dim=1)
+            # 1 + scale: an untrained FiLM layer starts as the identity.
+            x = torch.relu(x * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None])
+        return torch.cat([self.head(x.flatten(1)), self.goal_mlp(goal)], dim=1)
+
+
+def _goal_image_key(observation_space: gymnasium.Space[Any]) -> str | None:
+    """The image key of a Dict of ``goal`` (1-D Box) plus exactly one 3-D image Box."""
+    if not isinstance(observation_space, spaces.Dict) or "goal" not in observation_space.spaces:
+        return None
+    goal = observation_space["goal"]
+    others = [k for k in observation_space.spaces if k != "goal"]
+    if not isinstance(goal, spaces.Box) or len(goal.shape) != 1 or len(others) != 1:
+        return None
+    image = observation_space[others[0]]
+    if not isinstance(image, spaces.Box) or len(image.shape) != 3:
+        return None
+    return others[0]
+
+
 # name -> (class, whether it takes ``features_dim``)
 FEATURES_EXTRACTORS: dict[str, tuple[type[BaseFeaturesExtractor], bool]] = {
     "impala": (ImpalaCNN, True),
@@ -240,16 +334,19 @@ FEATURES_EXTRACTORS: dict[str, tuple[type[BaseFeaturesExtractor], bool]] = {
     "mlp": (FlattenExtractor, False),
     "combined": (CombinedExtractor, False),
     "slot_attention": (SlotAttentionExtractor, True),
+    "goal_film_cnn": (GoalFiLMCNN, True),
 }
 
 
 def auto_features_extractor(observation_space: gymnasium.Space[Any]) -> str:
     """The extractor name for a space: Dict of ``slots``/``mask``/``goal`` -> slot_attention,
-    other Dict -> combined, uint8 image -> impala, other 3-D Box -> minigrid_cnn,
-    anything else -> mlp."""
+    Dict of one image and a ``goal`` -> goal_film_cnn, other Dict -> combined, uint8 image
+    -> impala, other 3-D Box -> minigrid_cnn, anything else -> mlp."""
     if isinstance(observation_space, spaces.Dict):
         if {"slots", "mask", "goal"} <= set(observation_space.spaces):
             return "slot_attention"
+        if _goal_image_key(observation_space) is not None:
+            return "goal_film_cnn"
         return "combined"
     if isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3:
         if is_image_space(observation_space, check_channels=False):
@@ -264,12 +361,12 @@ def features_extractor_kwargs(
     """SB3 ``policy_kwargs`` entries for extractor ``name`` (``"auto"`` picks from the space).
 
     Raises:
-        ValueError: For an unknown extractor name, with close matches.
+        InputError: For an unknown extractor name, with close matches.
     """
     if name == "auto":
         name = auto_features_extractor(observation_space)
     if name not in FEATURES_EXTRACTORS:
-        raise ValueError(
+        raise InputError(
             unknown_name_message("features_extractor", name, [*FEATURES_EXTRACTORS, "auto"])
         )
     extractor_cls, takes_dim = FEATURES_EXTRACTORS[name]

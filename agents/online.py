@@ -35,13 +35,14 @@ from gengap.agents.base import (
     read_config,
     resolve_device,
 )
+from gengap.envs.errors import InputError
 from gengap.envs.sb3 import to_sb3
 
 if TYPE_CHECKING:
     from gengap.agents.sb3_agents import SB3Config
 
 STATE_FILE = "training_state.json"
-OPTIMIZER_FILE = "optimizers.pt"
+OPTIMIZER_FILE = "optimizers.safetensors"  # + optimizers.json (see ckpt.save_tensor_state)
 REPLAY_FILE = "replay_buffer.safetensors"
 FORMAT_VERSION = 1
 
@@ -88,8 +89,12 @@ class SB3Agent(OnlineAgent):
         action_space: Single-env action space.
         n_envs: Number of envs the model's buffers are sized for (``learn`` adapts it).
 
+    Attributes:
+        device: The torch device the model is on (``config.device`` resolved).
+
     Raises:
-        ValueError: If the algorithm does not support ``action_space``.
+        InputError: If the algorithm does not support ``action_space``, or the config's
+            device is not available.
     """
 
     config: SB3Config
@@ -102,11 +107,7 @@ class SB3Agent(OnlineAgent):
         *,
         n_envs: int = 1,
     ) -> None:
-        if not isinstance(action_space, config.action_space_types):
-            kinds = ", ".join(t.__name__ for t in config.action_space_types)
-            raise ValueError(
-                f"{config.algo} needs an action space of type {kinds}, got {action_space}"
-            )
+        config.check_action_space(action_space)
         self.config = config
         self.observation_space = observation_space
         self.action_space = action_space
@@ -163,7 +164,7 @@ class SB3Agent(OnlineAgent):
         names, variables = self.model._get_torch_save_params()
         expected = {n for n in names if n != "policy"} | set(variables or [])
         if set(state) != expected:
-            raise ValueError(f"checkpoint optimizer state has {sorted(state)}, "
+            raise InputError(f"checkpoint optimizer state has {sorted(state)}, "
                              f"this {self.config.algo} model needs {sorted(expected)}")
         for name, value in state.items():
             target = _recursive_getattr(self.model, name)
@@ -179,7 +180,7 @@ class SB3Agent(OnlineAgent):
         """Resize the model's buffers for ``n_envs`` envs, keeping weights and optimizers."""
         buffer = getattr(self.model, "replay_buffer", None)
         if buffer is not None and (buffer.full or buffer.pos > 0):
-            raise ValueError(f"this agent's replay buffer holds data for {self.model.n_envs} "
+            raise InputError(f"this agent's replay buffer holds data for {self.model.n_envs} "
                              f"envs; continue training with that many envs, not {n_envs}")
         weights = {k: v.clone() for k, v in self.model.policy.state_dict().items()}
         optimizers, counters = self._optimizer_state(), self._counters()
@@ -306,9 +307,9 @@ class SB3Agent(OnlineAgent):
     @classmethod
     def _from_directory(cls, path: str | Path, device: str, n_envs: int = 1) -> Self:
         directory = Path(path)
-        config = read_config(directory).replace(device=device)
+        config = read_config(directory, device=device)
         if config.agent_class() is not cls:
-            raise ValueError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
+            raise InputError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
         meta = ckpt.read_json(directory / AGENT_FILE)
         observation_space = ckpt.space_from_dict(meta["observation_space"])
         action_space = ckpt.space_from_dict(meta["action_space"])

@@ -21,6 +21,7 @@ from torch import nn
 from gengap.agents.base import Agent, AgentConfig, register_agent
 from gengap.agents.networks import FEATURES_EXTRACTORS, features_extractor_kwargs
 from gengap.agents.online import SB3Agent
+from gengap.envs.errors import InputError
 from gengap.envs.registry import unknown_name_message
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -32,7 +33,7 @@ LR_SCHEDULES = ("constant", "linear")
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
+        raise InputError(f"{name} must be {bound}, got {value!r}")
 
 
 @dataclasses.dataclass
@@ -68,11 +69,11 @@ class SB3Config(AgentConfig):
         super().__post_init__()
         _check_positive("learning_rate", self.learning_rate)
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(unknown_name_message("lr_schedule", self.lr_schedule, LR_SCHEDULES))
+            raise InputError(unknown_name_message("lr_schedule", self.lr_schedule, LR_SCHEDULES))
         if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+            raise InputError(f"gamma must be in (0, 1], got {self.gamma!r}")
         if self.features_extractor != "auto" and self.features_extractor not in FEATURES_EXTRACTORS:
-            raise ValueError(unknown_name_message(
+            raise InputError(unknown_name_message(
                 "features_extractor", self.features_extractor, [*FEATURES_EXTRACTORS, "auto"]))
         if self.features_dim is not None:
             _check_positive("features_dim", self.features_dim)
@@ -80,9 +81,9 @@ class SB3Config(AgentConfig):
             self.net_arch = tuple(self.net_arch)
             if not all(isinstance(u, int) and not isinstance(u, bool) and u > 0
                        for u in self.net_arch):
-                raise ValueError(f"net_arch must be positive integers, got {self.net_arch!r}")
+                raise InputError(f"net_arch must be positive integers, got {self.net_arch!r}")
         if self.activation is not None and self.activation not in ACTIVATIONS:
-            raise ValueError(unknown_name_message("activation", self.activation, ACTIVATIONS))
+            raise InputError(unknown_name_message("activation", self.activation, ACTIVATIONS))
 
     def policy_kwargs(self, observation_space: gymnasium.Space[Any]) -> dict[str, Any]:
         """SB3 ``policy_kwargs`` (extractor, layers, activation) for a policy-side space."""
@@ -107,7 +108,7 @@ class SB3Config(AgentConfig):
 
 def _check_fraction(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        raise InputError(f"{name} must be in [0, 1], got {value!r}")
 
 
 @register_agent
@@ -288,7 +289,7 @@ class SACConfig(OffPolicyConfig):
         for name in ("ent_coef", "target_entropy"):
             value = getattr(self, name)
             if isinstance(value, str) and not value.startswith("auto"):
-                raise ValueError(f"{name} must be a number or 'auto', got {value!r}")
+                raise InputError(f"{name} must be a number or 'auto', got {value!r}")
         _check_positive("target_update_interval", self.target_update_interval)
 
     def agent_class(self) -> type[Agent]:

@@ -9,8 +9,8 @@ same weights whatever else the process does, and a checkpoint holds those states
 
 Files: ``save`` writes config.json, agent.json (spaces, update count, algorithm state)
 and model.safetensors (every network, named ``<module>.<parameter>``);
-``save_checkpoint`` adds optimizers.pt (optimizer and torch RNG states, read back with
-``torch.load(weights_only=True)``) and training_state.json (index generator state).
+``save_checkpoint`` adds optimizers.safetensors + optimizers.json (optimizer and torch
+RNG states, no pickle) and training_state.json (index generator state).
 Both are written into a temporary directory that is renamed into place.
 """
 
@@ -27,7 +27,6 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gengap.agents import checkpoint as ckpt
@@ -47,7 +46,7 @@ from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import unknown_name_message
 
 STATE_FILE = "training_state.json"
-OPTIMIZER_FILE = "optimizers.pt"
+OPTIMIZER_FILE = "optimizers.safetensors"  # + optimizers.json (ckpt.save_tensor_state)
 FORMAT_VERSION = 1
 
 
@@ -308,24 +307,10 @@ class OfflineLearner(OfflineAgent):
 
     @staticmethod
     def _save_modules(modules: dict[str, nn.Module], path: Path) -> None:
-        # Clones: safetensors refuses tensors that share storage (shared encoders).
-        tensors = {f"{name}.{key}": value.detach().to("cpu").contiguous().clone()
-                   for name, module in modules.items()
-                   for key, value in module.state_dict().items()}
-        save_file(tensors, str(path), metadata={"format_version": str(FORMAT_VERSION)})
+        ckpt.save_weights(nn.ModuleDict(modules), path)
 
     def _load_modules(self, modules: dict[str, nn.Module], path: Path) -> None:
-        if not path.is_file():
-            raise FileNotFoundError(f"missing {path.name} in {str(path.parent)!r}")
-        tensors = load_file(str(path), device="cpu")
-        for name, module in modules.items():
-            prefix = f"{name}."
-            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            module.load_state_dict(state, strict=True)
-        known = {f"{name}.{key}" for name, m in modules.items() for key in m.state_dict()}
-        if set(tensors) - known:
-            raise ValueError(f"{path} holds weights this agent does not have: "
-                             f"{sorted(set(tensors) - known)[:5]}")
+        ckpt.load_weights(nn.ModuleDict(modules), path, self.device)
 
     def _write_agent_files(self, directory: Path, modules: dict[str, nn.Module]) -> None:
         ckpt.write_json(directory / CONFIG_FILE, self.config.to_dict())

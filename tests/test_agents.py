@@ -20,6 +20,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 import gengap.envs as genv
+from gengap.envs.errors import InputError
 from gengap.agents import (
     DEFAULT_AGENT_CONFIGS,
     AgentConfig,
@@ -229,7 +230,8 @@ def test_config_errors_name_the_key() -> None:
         PPOConfig(features_extractor="impal")
     with pytest.raises(ValueError, match="already registered"):
         register_agent(PPOConfig)
-    with pytest.raises(ValueError, match=r"dqn needs an action space of type Discrete"):
+    with pytest.raises(InputError, match=r"^DQN needs a discrete \(Discrete\) action space; "
+                                         r"the env has Box\(.*\); algorithms that fit: ppo, sac$"):
         agent_config_class("dqn")().create(
             spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)))
 
@@ -240,15 +242,19 @@ def test_family_defaults_are_data() -> None:
     expected = {"learning_rate": 5e-4, "ent_coef": 0.01, "gamma": 0.999, "gae_lambda": 0.95,
                 "n_steps": 256, "n_minibatches": 8, "n_epochs": 3, "clip_range": 0.2,
                 "clip_range_vf": 0.2, "vf_coef": 0.5, "max_grad_norm": 0.5,
-                "normalize_reward": True, "features_extractor": "impala", "features_dim": 256}
+                "normalize_reward": True, "features_extractor": "auto", "features_dim": 256}
     assert {k: getattr(procgen, k) for k in expected} == expected
     assert procgen.sb3_kwargs(n_envs=64)["batch_size"] == 256 * 64 // 8
     minigrid = default_agent_config("ppo", "minigrid", seed=5)
     assert (minigrid.seed, minigrid.lr_schedule, minigrid.features_extractor) == (
-        5, "linear", "minigrid_cnn")
+        5, "linear", "auto")
     for (algo, _family), values in DEFAULT_AGENT_CONFIGS.items():
         agent_config_class(algo).from_dict(values)  # every row is a valid config
-    with pytest.raises(ValueError, match=r"unknown env family for 'ppo' defaults 'procgn'"):
+        # The extractor is chosen from the observation space, never per family.
+        assert values.get("features_extractor", "auto") == "auto"
+    # A pair without tuned values gets the algorithm's own defaults.
+    assert default_agent_config("sac", "procgen") == agent_config_class("sac")()
+    with pytest.raises(InputError, match=r"unknown env family 'procgn'; did you mean 'procgen'"):
         default_agent_config("ppo", "procgn")
     with pytest.raises(TypeError, match="ent_coef"):
         default_agent_config("ppo", "procgen", ent_coef="high")
@@ -363,5 +369,32 @@ def test_checkpoint_without_replay_buffer(tmp_path: Path) -> None:
 def test_device_auto_resolves() -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto") == expected
-    with pytest.raises(ValueError, match="device must be 'auto' or a torch device"):
+    with pytest.raises(InputError, match="device must be 'auto' or a torch device"):
         PPOConfig(device="gpu0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_refused_up_front() -> None:
+    # Explicitly asking for a device the machine lacks is an error, not a silent CPU run.
+    message = (r"^device 'cuda' is not available on this machine \(available: cpu\); "
+               r"device='auto' uses CUDA when present, else the CPU$")
+    with pytest.raises(InputError, match=message):
+        PPOConfig(device="cuda")
+    with pytest.raises(InputError, match="device 'cuda:1' is not available"):
+        resolve_device("cuda:1")
+    assert resolve_device("cpu") == "cpu"
+    agent = PPOConfig(device="auto").create(spaces.Box(-1, 1, (3,)), spaces.Discrete(2))
+    assert agent.device == "cpu"
+
+
+def test_agent_saved_for_cuda_loads_on_this_machine(tmp_path: Path) -> None:
+    # A config.json that names a device this machine lacks still loads with device="auto".
+    agent = PPOConfig(device="cpu").create(spaces.Box(-1, 1, (3,)), spaces.Discrete(2))
+    agent.save(tmp_path / "agent")
+    config_path = tmp_path / "agent" / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()),
+                                       "device": "cuda:7"}))
+    loaded = load_agent(tmp_path / "agent")
+    assert loaded.device == resolve_device("auto")
+    obs = np.zeros((4, 3), np.float32)
+    np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
