@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
             console.print(f"collecting {transitions:,} transitions of {ENV_ID} ...")
             collect_fps = collect_dataset(path, transitions)
         store = Dataset.open(path)
-        size = sum(f.stat().st_size for f in Path(path).iterdir() if f.is_file())
+        size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
         console.print(f"dataset: {store.num_transitions:,} transitions, "
                       f"{size / GB:.2f} GB on disk"
                       + (f", collected at {collect_fps:,.0f} frames/s" if collect_fps else ""))
