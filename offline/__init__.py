@@ -1,12 +1,19 @@
-"""gengap offline: datasets, collection, and learners that train on them.
+"""Offline data: datasets collected on training levels, and learning from them.
 
-Importing this package registers the offline learners (``bc``, and the d3rlpy-backed
-``cql``, ``bcq``, ``iql``, ``td3bc``, ``dt``).
+``gengap.offline.dataset`` is the store (:class:`Dataset` implements
+``gengap.agents.base.TransitionSource``); ``gengap.offline.collect`` writes datasets by
+rolling a policy out on a split's training levels.
+
+Importing this package also registers the offline learners: ``bc`` (behaviour cloning)
+and the d3rlpy-backed ``cql``, ``bcq``, ``dt``, ``iql`` and ``td3bc``.
 """
 
+from gengap.offline.dataset import Dataset, DatasetWriter, from_minari
+
+# isort: split
 # Learners (offline-learners): importing registers their algo names.
-from gengap.offline.bc import BCAgent, BCConfig  # noqa: E402
-from gengap.offline.d3rlpy_agents import (  # noqa: E402
+from gengap.offline.bc import BCAgent, BCConfig
+from gengap.offline.d3rlpy_agents import (
     BCQAgentConfig,
     CQLAgentConfig,
     D3rlpyAgent,
@@ -16,6 +23,10 @@ from gengap.offline.d3rlpy_agents import (  # noqa: E402
 )
 
 __all__ = [
+    "Dataset",
+    "DatasetWriter",
+    "from_minari",
+    # learners
     "BCAgent",
     "BCConfig",
     "BCQAgentConfig",

@@ -1,0 +1,99 @@
+"""Collecting datasets: training levels only, exact budgets, seeds, policies, the bot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gengap.envs import Split
+from gengap.envs.babyai import mixed_split
+from gengap.envs.errors import InputError, InputFileExistsError
+from gengap.offline.collect import bot_demonstrations, collect, make_policy
+from gengap.offline.dataset import Dataset
+
+CHASER = "gengap/procgen-chaser-v0"
+GOTO = "gengap/babyai-gotolocal-compositional-v0"
+PUTNEXT = "gengap/babyai-putnextlocal-compositional-v0"
+HELD_OUT = {("yellow", "box"), ("red", "key"), ("green", "ball")}
+
+
+def test_procgen_collection_is_exact_on_training_levels_and_reproducible(tmp_path):
+    split = Split.levels_split(3, num_validation_levels=2)
+    kwargs = dict(num_transitions=500, split=split, num_envs=4, seed=7)
+    collect(CHASER, make_policy("random"), tmp_path / "a", **kwargs)
+    collect(CHASER, make_policy("random"), tmp_path / "b", **kwargs)
+    dataset = Dataset.open(tmp_path / "a", verify=True)
+    card = dataset.card
+    assert dataset.num_transitions == 500
+    assert set(dataset.level_seeds().tolist()) <= {0, 1, 2}
+    assert sum(card["episodes_per_level"].values()) == dataset.num_episodes
+    assert card["env_id"] == CHASER and card["split"] == split.to_dict()
+    assert card["policy"]["kind"] == "random" and card["seed"] == 7
+    assert card["stop"] == {"transitions": 500} and card["max_episode_steps"] == 1000
+    assert 1 <= card["cut_episodes"] <= 4
+    assert card["gengap_version"] and "returns" in card
+    # Episodes cut by the budget end as truncated; every episode ends with a flag.
+    bounds = dataset.episode_bounds()
+    ends = dataset.transitions(bounds[1:] - 1)
+    assert np.all(ends["terminated"] | ends["truncated"])
+    dataset.check_split(split)
+    # The same seed twice gives byte-identical data.
+    again = Dataset.open(tmp_path / "b").card["files"]
+    assert {k: v["sha256"] for k, v in card["files"].items()} == {
+        k: v["sha256"] for k, v in again.items()
+    }
+
+
+def test_collection_by_episodes_with_an_epsilon_bot_on_compositional_babyai(tmp_path):
+    collect(GOTO, make_policy("bot", epsilon=0.2), tmp_path / "bot", num_episodes=12, num_envs=3)
+    dataset = Dataset.open(tmp_path / "bot")
+    card = dataset.card
+    assert dataset.num_episodes == 12 and card["stop"] == {"episodes": 12}
+    assert card["policy"] == {"kind": "bot", "name": "BabyAIBot", "epsilon": 0.2}
+    assert card["skill_level"] == "expert"
+    assert card["returns"]["success_rate"] >= 0.75
+    combinations = dataset.episode_combinations()
+    assert combinations is not None and all(combinations)
+    named = {c for episode in combinations for c in episode if None not in c}
+    assert named and not named & HELD_OUT
+    dataset.check_split(mixed_split("BabyAI-GoToLocal-v0"))
+
+
+def test_collect_refuses_bad_input(tmp_path):
+    with pytest.raises(InputError, match="unknown policy 'rnadom'; did you mean 'random'"):
+        make_policy("rnadom")
+    with pytest.raises(InputError, match="--epsilon must be a number in"):
+        make_policy("random", epsilon=1.5)
+    with pytest.raises(InputError, match="--transitions must be a positive integer, got 0"):
+        collect(CHASER, make_policy("random"), tmp_path / "x", num_transitions=0)
+    with pytest.raises(InputError, match="exactly one of --transitions and --episodes"):
+        collect(CHASER, make_policy("random"), tmp_path / "x")
+    with pytest.raises(InputError, match="needs a BabyAI env"):
+        collect(CHASER, make_policy("bot"), tmp_path / "x", num_episodes=1, num_envs=1)
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.tmp-*"))
+    collect(CHASER, make_policy("random"), tmp_path / "y", num_transitions=10, num_envs=2)
+    with pytest.raises(InputFileExistsError, match="already exists"):
+        collect(CHASER, make_policy("random"), tmp_path / "y", num_transitions=10)
+
+
+@pytest.mark.parametrize("part", ["train", "combinatorial"])
+def test_the_expert_bot_solves_most_episodes(part):
+    demos = bot_demonstrations(GOTO, part=part, num_episodes=12, seed=5)
+    assert len(demos) == 12
+    assert sum(d.success for d in demos) >= 11
+    for demo in demos:
+        assert len(demo.observations) == len(demo.actions) + 1 == len(demo.rewards) + 1
+        assert demo.actions.dtype == np.int64 and demo.mission.startswith("go to")
+        if demo.success:
+            assert demo.rewards[-1] > 0
+    again = bot_demonstrations(GOTO, part=part, num_episodes=3, seed=5)
+    assert [d.actions.tolist() for d in again] == [d.actions.tolist() for d in demos[:3]]
+
+
+def test_bot_on_put_next_and_argument_checks():
+    demos = bot_demonstrations(PUTNEXT, part="combinatorial", num_episodes=4, seed=0)
+    assert sum(d.success for d in demos) >= 3
+    with pytest.raises(InputError, match="num_episodes must be a positive integer, got 0"):
+        bot_demonstrations(GOTO, num_episodes=0)
+    with pytest.raises(InputError, match="is not a BabyAI level"):
+        bot_demonstrations("gengap/minigrid-doorkey-5x5-v0", num_episodes=1)
