@@ -10,8 +10,9 @@ learning-rate schedule. Checkpoints never use SB3's cloudpickled zip files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 import gymnasium
 import numpy as np
@@ -38,13 +39,40 @@ from gengap.agents.base import (
 from gengap.envs.errors import InputError
 from gengap.envs.sb3 import to_sb3
 
-if TYPE_CHECKING:
-    from gengap.agents.sb3_agents import SB3Config
-
 STATE_FILE = "training_state.json"
 OPTIMIZER_FILE = "optimizers.safetensors"  # + optimizers.json (see ckpt.save_tensor_state)
 REPLAY_FILE = "replay_buffer.safetensors"
 FORMAT_VERSION = 1
+
+
+
+class SB3ModelConfig(Protocol):
+    """What :class:`SB3Agent` needs from its config (``sb3_agents.SB3Config`` provides it).
+
+    A protocol rather than an import: ``sb3_agents`` builds on this module, so this
+    module must not import it back.
+    """
+
+    seed: int
+    device: str
+    gamma: float
+    normalize_reward: bool
+
+    @property
+    def algo(self) -> str: ...
+
+    @property
+    def sb3_class(self) -> Callable[..., BaseAlgorithm]: ...
+
+    @property
+    def action_space_types(self) -> tuple[type[gymnasium.Space[Any]], ...]: ...
+
+    def policy_kwargs(self, observation_space: gymnasium.Space[Any]) -> dict[str, Any]: ...
+
+    def sb3_kwargs(self, n_envs: int) -> dict[str, Any]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 # Counters SB3 keeps outside tensors that decide what training does next.
 _COUNTERS = ("_n_updates", "_episode_num", "_n_calls", "exploration_rate")
@@ -97,11 +125,11 @@ class SB3Agent(OnlineAgent):
             device is not available.
     """
 
-    config: SB3Config
+    config: SB3ModelConfig  # type: ignore[assignment]
 
     def __init__(
         self,
-        config: SB3Config,
+        config: SB3ModelConfig,
         observation_space: gymnasium.Space[Any],
         action_space: gymnasium.Space[Any],
         *,

@@ -314,6 +314,7 @@ def register_babyai_envs() -> None:
             kwargs={"task": task},
             tags={"babyai", "compositional"},
             description=f"{task}: {description}; Mixed colour x type combinations held out",
+            default_score="success",  # episodes report info["success"]
         )
 
 

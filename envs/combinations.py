@@ -24,257 +24,33 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from gengap.envs.combination_axis import (
+    HELD_OUT_PARTS,
+    Combination,
+    CombinationAxis,
+    FactorValue,
+    normalize_factors,
+    shown_values,
+)
+from gengap.envs.errors import unknown_name_message
 from gengap.envs.splits import Split
 
-FactorValue = str | int
-Combination = tuple[FactorValue, ...]
-# Axis parts that hold combinations of their own; every level part uses ``train``.
-HELD_OUT_PARTS = ("combinatorial", "extrapolation")
-_MAX_SHOWN = 8
-
-
-def _shown(items: Sequence[Any]) -> str:
-    """At most ``_MAX_SHOWN`` items for an error message."""
-    items = list(items)
-    more = f", ... ({len(items)} in all)" if len(items) > _MAX_SHOWN else ""
-    return ", ".join(repr(i) for i in items[:_MAX_SHOWN]) + more
-
-
-def _check_value(name: str, value: Any) -> FactorValue:
-    if isinstance(value, bool) or not isinstance(value, str | int | np.integer):
-        raise TypeError(
-            f"{name} must be a string or an integer, got {value!r} ({type(value).__name__})"
-        )
-    return value if isinstance(value, str) else int(value)
-
-
-def _normalize_factors(factors: Any) -> dict[str, tuple[FactorValue, ...]]:
-    """Factors as an ordered ``{name: values}`` dict; accepts a mapping or ``[{name, values}]``."""
-    if isinstance(factors, Mapping):
-        items = list(factors.items())
-    elif isinstance(factors, Sequence) and not isinstance(factors, str):
-        items = []
-        for entry in factors:
-            if not isinstance(entry, Mapping) or set(entry) != {"name", "values"}:
-                raise ValueError(
-                    "factors as a list must hold {'name': ..., 'values': [...]} entries, "
-                    f"got {entry!r}"
-                )
-            items.append((entry["name"], entry["values"]))
-    else:
-        raise TypeError(
-            f"factors must be a mapping of name -> values, got {type(factors).__name__}"
-        )
-    if not items:
-        raise ValueError("factors must name at least one factor, got none")
-    out: dict[str, tuple[FactorValue, ...]] = {}
-    for name, values in items:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"factor names must be non-empty strings, got {name!r}")
-        if name in out:
-            raise ValueError(f"factor {name!r} is declared twice")
-        if isinstance(values, str) or not isinstance(values, Iterable):
-            raise TypeError(f"factors[{name!r}] must be a sequence of values, got {values!r}")
-        checked = tuple(_check_value(f"factors[{name!r}][]", v) for v in values)
-        if not checked:
-            raise ValueError(f"factors[{name!r}] must hold at least one value, got none")
-        repeated = sorted({repr(v) for v in checked if checked.count(v) > 1})
-        if repeated:
-            raise ValueError(f"factors[{name!r}] repeats value(s) {', '.join(repeated)}")
-        out[name] = checked
-    return out
-
-
-@dataclass(frozen=True)
-class CombinationAxis:
-    """Training and held-out combinations of factor values.
-
-    Args:
-        factors: Ordered ``{factor name: declared values}``, e.g.
-            ``{"color": ("red", "green"), "shape": ("square", "circle")}``. A
-            combination is a tuple with one value per factor, in this order.
-        train: The training combinations (also used by the IID ``test`` and the
-            ``validation`` parts, on their own levels).
-        combinatorial: Held-out combinations whose every value occurs in training.
-        extrapolation: Held-out combinations with at least one value unseen in training.
-
-    Raises:
-        ValueError: If a combination has the wrong length or an undeclared value,
-            ``train`` is empty, two parts share combinations (named), a
-            combinatorial combination uses a value missing from training ("not
-            combinatorial", naming the combinations and values), or an
-            extrapolation combination uses only training values.
-        TypeError: For values that are neither strings nor integers.
-    """
-
-    factors: dict[str, tuple[FactorValue, ...]]
-    train: frozenset[Combination]
-    combinatorial: frozenset[Combination] = field(default_factory=frozenset)
-    extrapolation: frozenset[Combination] = field(default_factory=frozenset)
-
-    def __post_init__(self) -> None:
-        factors = _normalize_factors(self.factors)
-        object.__setattr__(self, "factors", factors)
-        for part in ("train", *HELD_OUT_PARTS):
-            object.__setattr__(self, part, self._normalize_combinations(part, getattr(self, part)))
-        if not self.train:
-            raise ValueError("train must hold at least one combination, got none")
-        parts = [("train", self.train), *((p, getattr(self, p)) for p in HELD_OUT_PARTS)]
-        for i, (name_a, set_a) in enumerate(parts):
-            for name_b, set_b in parts[i + 1 :]:
-                common = self.sorted(set_a & set_b)
-                if common:
-                    raise ValueError(
-                        f"{name_a} and {name_b} combinations overlap in {len(common)} "
-                        f"combination(s): {_shown(common)}; held-out combinations must be "
-                        "disjoint from training combinations"
-                    )
-        seen = self.training_values()
-        missing = {
-            combo: [f"{n}={v!r}" for n, v in zip(factors, combo, strict=True) if v not in seen[n]]
-            for combo in self.sorted(self.combinatorial)
-        }
-        missing = {combo: values for combo, values in missing.items() if values}
-        if missing:
-            detail = "; ".join(f"{combo!r} needs {', '.join(v)}" for combo, v in missing.items())
-            raise ValueError(
-                f"not combinatorial: {len(missing)} held-out combination(s) use values that no "
-                f"training combination has ({detail}); put them in extrapolation or train on "
-                "those values"
-            )
-        familiar = [
-            combo
-            for combo in self.sorted(self.extrapolation)
-            if all(v in seen[n] for n, v in zip(factors, combo, strict=True))
-        ]
-        if familiar:
-            raise ValueError(
-                f"not extrapolation: {len(familiar)} combination(s) use only values seen in "
-                f"training: {_shown(familiar)}; put them in combinatorial"
-            )
-
-    def _normalize_combinations(self, part: str, combos: Any) -> frozenset[Combination]:
-        if isinstance(combos, str) or not isinstance(combos, Iterable):
-            raise TypeError(f"{part} must be a collection of combinations, got {combos!r}")
-        out = set()
-        for combo in combos:
-            if isinstance(combo, str) or not isinstance(combo, Sequence):
-                raise TypeError(f"a {part} combination must be a tuple of values, got {combo!r}")
-            combo = tuple(_check_value(f"{part} combination value", v) for v in combo)
-            if len(combo) != len(self.factors):
-                raise ValueError(
-                    f"{part} combination {combo!r} has {len(combo)} value(s); expected one per "
-                    f"factor ({', '.join(self.factors)})"
-                )
-            for name, value in zip(self.factors, combo, strict=True):
-                if value not in self.factors[name]:
-                    raise ValueError(
-                        f"{part} combination {combo!r} uses {name}={value!r}, which is not a "
-                        f"declared value of factor {name!r} ({_shown(self.factors[name])})"
-                    )
-            out.add(combo)
-        return frozenset(out)
-
-    def __hash__(self) -> int:
-        factors = tuple((name, values) for name, values in self.factors.items())
-        return hash((factors, self.train, self.combinatorial, self.extrapolation))
-
-    # -- queries ----------------------------------------------------------------------
-    @property
-    def factor_names(self) -> tuple[str, ...]:
-        return tuple(self.factors)
-
-    @property
-    def held_out_parts(self) -> tuple[str, ...]:
-        """The held-out parts that hold at least one combination."""
-        return tuple(p for p in HELD_OUT_PARTS if getattr(self, p))
-
-    def all_combinations(self) -> list[Combination]:
-        """Every combination of the declared values, in declaration order."""
-        return list(itertools.product(*self.factors.values()))
-
-    def training_values(self) -> dict[str, frozenset[FactorValue]]:
-        """Per factor, the values that occur in some training combination."""
-        return {
-            name: frozenset(combo[i] for combo in self.train) for i, name in enumerate(self.factors)
-        }
-
-    def sorted(self, combos: Iterable[Combination]) -> list[Combination]:
-        """``combos`` in declaration order of their values (a stable, readable order)."""
-        index = [{v: i for i, v in enumerate(values)} for values in self.factors.values()]
-        return sorted(combos, key=lambda c: tuple(index[i][v] for i, v in enumerate(c)))
-
-    def combinations_for(self, part: str) -> frozenset[Combination]:
-        """The combinations of ``part``: ``train``, ``validation`` and ``test`` give the
-        training ones; ``combinatorial`` and ``extrapolation`` the held-out ones.
-
-        Raises:
-            ValueError: For an unknown part or a held-out part with no combinations.
-        """
-        if part in ("train", "validation", "test"):
-            return self.train
-        if part in HELD_OUT_PARTS:
-            combos: frozenset[Combination] = getattr(self, part)
-            if not combos:
-                raise ValueError(
-                    f"the combination axis has no {part} combinations; it has "
-                    f"{list(self.held_out_parts) or 'no held-out parts'}"
-                )
-            return combos
-        from gengap.envs.registry import unknown_name_message
-
-        raise ValueError(
-            unknown_name_message(
-                "split part", part, ("train", "validation", "test", *HELD_OUT_PARTS)
-            )
-        )
-
-    def describe(self) -> str:
-        total = len(self.all_combinations())
-        text = f"{len(self.train)}/{total} train combinations"
-        for part in self.held_out_parts:
-            text += f", {len(getattr(self, part))} {part}"
-        return text
-
-    # -- serialization ----------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """JSON/TOML-ready form; factors are a list so their order survives ``sort_keys``."""
-        data: dict[str, Any] = {
-            "factors": [{"name": n, "values": list(v)} for n, v in self.factors.items()],
-            "train": [list(c) for c in self.sorted(self.train)],
-        }
-        for part in self.held_out_parts:
-            data[part] = [list(c) for c in self.sorted(getattr(self, part))]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CombinationAxis:
-        if isinstance(data, CombinationAxis):
-            return data
-        if not isinstance(data, Mapping):
-            raise TypeError(f"combinations must be a mapping, got {type(data).__name__}")
-        keys = {"factors", "train", *HELD_OUT_PARTS}
-        unknown = set(data) - keys
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) {sorted(unknown)} in a combination axis; expected "
-                f"{', '.join(sorted(keys))}"
-            )
-        for required in ("factors", "train"):
-            if required not in data:
-                raise ValueError(f"a combination axis needs {required!r}; got keys {sorted(data)}")
-        return cls(
-            factors=data["factors"],
-            train=data["train"],
-            combinatorial=data.get("combinatorial", ()),
-            extrapolation=data.get("extrapolation", ()),
-        )
-
+# The axis type is defined in combination_axis (Split holds one) and re-exported here,
+# beside the builders, where users have always imported it from.
+__all__ = [
+    "DEFAULT_LEVELS",
+    "HELD_OUT_PARTS",
+    "Combination",
+    "CombinationAxis",
+    "FactorValue",
+    "combinatorial_split",
+    "extrapolation_split",
+    "iid_split",
+    "random_combinatorial_split",
+]
 
 # -- protocols ------------------------------------------------------------------------
 DEFAULT_LEVELS = Split.levels_split(10_000, name="levels-10000")
@@ -307,7 +83,7 @@ def iid_split(
         levels: The level axis (default: train levels 0..9999, test from 10000 on).
         name: The split's name.
     """
-    normalized = _normalize_factors(dict(factors))
+    normalized = normalize_factors(dict(factors))
     every = frozenset(itertools.product(*normalized.values()))
     return _with_axis(CombinationAxis(factors=normalized, train=every), levels, name)
 
@@ -343,7 +119,7 @@ def extrapolation_split(
     Raises:
         ValueError: For undeclared factors or values, or a non-combinatorial ``held_out``.
     """
-    normalized = _normalize_factors(dict(factors))
+    normalized = normalize_factors(dict(factors))
     if not isinstance(held_out_values, Mapping):
         raise TypeError(
             f"held_out_values must be a mapping of factor -> values, got {held_out_values!r}"
@@ -351,8 +127,6 @@ def extrapolation_split(
     unseen: dict[str, set[FactorValue]] = {}
     for factor, values in held_out_values.items():
         if factor not in normalized:
-            from gengap.envs.registry import unknown_name_message
-
             raise ValueError(unknown_name_message("factor", factor, normalized))
         if isinstance(values, str) or not isinstance(values, Iterable):
             raise TypeError(f"held_out_values[{factor!r}] must be a sequence, got {values!r}")
@@ -361,7 +135,7 @@ def extrapolation_split(
         if undeclared:
             raise ValueError(
                 f"held_out_values[{factor!r}] has undeclared value(s) {', '.join(undeclared)} "
-                f"(declared: {_shown(normalized[factor])})"
+                f"(declared: {shown_values(normalized[factor])})"
             )
     names = list(normalized)
     held = {tuple(c) for c in held_out}
@@ -408,7 +182,7 @@ def random_combinatorial_split(
         raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an integer, got {seed!r}")
-    normalized = _normalize_factors(dict(factors))
+    normalized = normalize_factors(dict(factors))
     combos = list(itertools.product(*normalized.values()))
     target = max(1, round(fraction * len(combos)))
     order = np.random.default_rng(int(seed)).permutation(len(combos))

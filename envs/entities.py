@@ -343,6 +343,7 @@ def register_entity_envs() -> None:
             kwargs={"task": task},
             tags={"minigrid", family, "entities"},
             description=f"{task} with entity observations (objects + mission tokens)",
+            default_score="success",  # episodes report info["success"]
         )
 
 

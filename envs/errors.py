@@ -13,6 +13,9 @@ catches the builtin keeps working.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class InputError(ValueError):
     """A value the user gave is not acceptable; the message names it, what was
@@ -31,4 +34,21 @@ class InputFileExistsError(InputError, FileExistsError):
     """A path the user gave is already taken."""
 
 
-__all__ = ["InputError", "InputFileExistsError", "InputFileNotFoundError", "InputTypeError"]
+def unknown_name_message(kind: str, name: object, options: Iterable[str]) -> str:
+    """One line naming the bad value, the closest matches and the options."""
+    options = sorted(options)
+    close = difflib.get_close_matches(str(name), options, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    shown = ", ".join(options[:12]) + (
+        f", ... ({len(options)} in all)" if len(options) > 12 else ""
+    )
+    return f"unknown {kind} {name!r}{hint} (expected one of: {shown})"
+
+
+__all__ = [
+    "InputError",
+    "InputFileExistsError",
+    "InputFileNotFoundError",
+    "InputTypeError",
+    "unknown_name_message",
+]

@@ -313,6 +313,7 @@ def register_minigrid_envs() -> None:
                 kwargs={"task": task},
                 tags={"minigrid", family},
                 description=f"{task}: {description}",
+                default_score="success",  # episodes report info["success"]
             )
 
 

@@ -16,6 +16,7 @@ Importing this module registers ``gengap/procgen-<game>-v0`` for every game;
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import gymnasium
@@ -646,6 +647,12 @@ class ProcgenEnv(_PicklesNativeState, gymnasium.Env[np.ndarray, np.int64]):
 _registered = False
 
 
+def _normalize(episode_return: float, env_kwargs: Mapping[str, Any]) -> float:
+    """The registry's normalizer: Procgen's per-game (R_min, R_max) scaling."""
+    mode = env_kwargs.get("distribution_mode", "easy")
+    return float(normalized_return(env_kwargs["game"], episode_return, mode))
+
+
 def register_procgen_envs() -> None:
     """Register ``gengap/procgen-<game>-v0`` for all 16 games (once per process)."""
     global _registered
@@ -662,6 +669,8 @@ def register_procgen_envs() -> None:
             kwargs={"game": game},
             tags={"procgen", "pixels", "discrete-actions", DEFAULT_SPLIT.name},
             description=f"Procgen {game}: {GAME_DESCRIPTIONS[game]}",
+            default_score="normalized_return",
+            normalizer=_normalize,
         )
     _registered = True
 

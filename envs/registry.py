@@ -9,32 +9,45 @@ from the tags, never kept as a second list.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium
 
+from gengap.envs.errors import unknown_name_message
 from gengap.envs.splits import Split
 
 NAMESPACE = "gengap"
+SCORES = ("return", "success", "normalized_return")
 
+#: ``normalizer(episode_return, env_kwargs)``: the return on the family's normalized scale.
+#: ``env_kwargs`` are the spec's kwargs with the caller's options over them.
+Normalizer = Callable[[float, Mapping[str, Any]], float]
 
-def unknown_name_message(kind: str, name: object, options: Iterable[str]) -> str:
-    """One line naming the bad value, the closest matches and the options."""
-    options = sorted(options)
-    close = difflib.get_close_matches(str(name), options, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    shown = ", ".join(options[:12]) + (
-        f", ... ({len(options)} in all)" if len(options) > 12 else ""
-    )
-    return f"unknown {kind} {name!r}{hint} (expected one of: {shown})"
+__all__ = [
+    "NAMESPACE",
+    "SCORES",
+    "EnvInfo",
+    "Normalizer",
+    "env_info",
+    "register_env",
+    "registered_ids",
+    "suite",
+    "unknown_name_message",
+]
 
 
 @dataclass(frozen=True)
 class EnvInfo:
-    """What gengap knows about a registered environment beyond its Gymnasium spec."""
+    """What gengap knows about a registered environment beyond its Gymnasium spec.
+
+    Attributes:
+        default_score: What reports rank by unless told otherwise: ``"success"`` where
+            episodes report success, ``"normalized_return"`` where the family defines a
+            normalizer (Procgen), else ``"return"``.
+        normalizer: Maps an episode return to the family's normalized scale, or ``None``.
+    """
 
     env_id: str
     family: str
@@ -43,6 +56,20 @@ class EnvInfo:
     tags: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     native_vector: bool = False
+    default_score: str = "return"
+    normalizer: Normalizer | None = None
+
+    def normalize(self, episode_return: float, env_kwargs: Mapping[str, Any]) -> float | None:
+        """``episode_return`` on the normalized scale (``None`` without a normalizer).
+
+        Args:
+            episode_return: An episode's return.
+            env_kwargs: The env options it was played with (over the spec's kwargs).
+        """
+        if self.normalizer is None:
+            return None
+        kwargs = {**gymnasium.spec(self.env_id).kwargs, **env_kwargs}
+        return float(self.normalizer(episode_return, kwargs))
 
 
 _REGISTRY: dict[str, EnvInfo] = {}
@@ -59,12 +86,23 @@ def register_env(
     tags: Iterable[str] = (),
     description: str = "",
     vector_entry_point: str | None = None,
+    default_score: str = "return",
+    normalizer: Normalizer | None = None,
 ) -> None:
     """Register ``env_id`` with Gymnasium and with gengap.
 
+    Args:
+        default_score: See :class:`EnvInfo`; ``"normalized_return"`` needs a normalizer.
+        normalizer: See :class:`EnvInfo`.
+
     Raises:
-        ValueError: If the id is not ``gengap/<family>-<name>-v<N>`` or is already registered.
+        ValueError: If the id is not ``gengap/<family>-<name>-v<N>`` or is already
+            registered, or the default score is unknown or has no normalizer.
     """
+    if default_score not in SCORES:
+        raise ValueError(unknown_name_message("default_score", default_score, SCORES))
+    if default_score == "normalized_return" and normalizer is None:
+        raise ValueError(f"{env_id!r}: default_score 'normalized_return' needs a normalizer")
     if not env_id.startswith(f"{NAMESPACE}/"):
         raise ValueError(f"env_id must start with {NAMESPACE!r}/, got {env_id!r}")
     if env_id in _REGISTRY:
@@ -83,6 +121,8 @@ def register_env(
         tags=frozenset(tags),
         description=description,
         native_vector=vector_entry_point is not None,
+        default_score=default_score,
+        normalizer=normalizer,
     )
 
 

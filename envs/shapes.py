@@ -732,4 +732,5 @@ for _suffix, (_task, _action_type, _what) in _TASK_IDS.items():
         kwargs={"task": _task, "action_type": _action_type},
         tags={"shapes", "object-centric", "combinatorial"},
         description=f"shapes world: {_what} (obs_mode='slots' or 'pixels')",
+        default_score="success",  # episodes report info["success"]
     )

@@ -20,12 +20,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gengap.envs.combinations import Combination, CombinationAxis
+from gengap.envs.combination_axis import Combination, CombinationAxis
+from gengap.envs.errors import unknown_name_message
 
 # Procgen and MiniGrid both take 31-bit level seeds.
 MAX_LEVEL_SEED = 2**31 - 1
@@ -236,8 +236,6 @@ class Split:
             if value is not None and not isinstance(value, LevelSet):
                 raise TypeError(f"Split.{part} must be a LevelSet, got {type(value).__name__}")
         if self.combinations is not None:
-            from gengap.envs.combinations import CombinationAxis
-
             if not isinstance(self.combinations, CombinationAxis):
                 raise TypeError(
                     "Split.combinations must be a CombinationAxis or None, got "
@@ -273,8 +271,6 @@ class Split:
         """The level set of ``part``: ``train``, ``validation`` or ``test``, or a
         combination part (``combinatorial``, ``extrapolation``), which uses ``test``'s."""
         if part not in PARTS:
-            from gengap.envs.registry import unknown_name_message
-
             raise ValueError(unknown_name_message("split part", part, PARTS))
         if part in COMBINATION_PARTS:
             if part not in self.combination_parts:
@@ -428,8 +424,6 @@ class Split:
 def _combinations_from_dict(data: Any) -> CombinationAxis | None:
     if data is None:
         return None
-    from gengap.envs.combinations import CombinationAxis
-
     return CombinationAxis.from_dict(data)
 
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,10 @@ import numpy as np
 
 from gengap.agents import Agent, load_agent
 from gengap.envs import env_info, make, resolve_split
+from gengap.envs.errors import InputError
 from gengap.envs.splits import Split
+from gengap.eval.executor import Executor
+from gengap.eval.runs import RunFolder
 
 
 @dataclass(frozen=True)
@@ -69,22 +71,15 @@ def _even_shares(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def _normalizer(env_id: str, env_kwargs: dict[str, Any]) -> Any:
-    """A function return -> normalized return, for families that define one (Procgen)."""
-    if env_info(env_id).family != "procgen":
+def _normalizer(env_id: str, env_kwargs: dict[str, Any]) -> Callable[[float], float] | None:
+    """return -> normalized return, from the env's registry entry (``None`` if it has none)."""
+    normalizer = env_info(env_id).normalizer
+    if normalizer is None:
         return None
-    from gengap.envs.procgen import normalized_return
-
-    spec_kwargs = _spec_kwargs(env_id)
-    game = spec_kwargs["game"]
-    mode = env_kwargs.get("distribution_mode", spec_kwargs.get("distribution_mode", "easy"))
-    return lambda value: float(normalized_return(game, value, mode))
-
-
-def _spec_kwargs(env_id: str) -> dict[str, Any]:
     import gymnasium
 
-    return dict(gymnasium.spec(env_id).kwargs)
+    kwargs = {**gymnasium.spec(env_id).kwargs, **env_kwargs}
+    return lambda value: float(normalizer(value, kwargs))
 
 
 def _stack(observations: Sequence[Any]) -> Any:
@@ -211,9 +206,6 @@ def _run_native(
 def _worker(
     agent_path: str, env_id: str, split_dict: dict[str, Any], part: str, task: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    import torch
-
-    torch.set_num_threads(1)
     agent = load_agent(agent_path, device="cpu")
     return [
         r.to_dict() for r in _dispatch(agent, env_id, Split.from_dict(split_dict), part, **task)
@@ -292,10 +284,75 @@ def evaluate(
             agent.save(agent_path)
         else:
             agent_path = str(agent)
-        with ProcessPoolExecutor(len(tasks), mp_context=get_context("spawn")) as pool:
-            futures = [
-                pool.submit(_worker, agent_path, env_id, resolved.to_dict(), part, task)
-                for task in tasks
-            ]
-            results = [f.result() for f in futures]
+        work = partial(_worker, agent_path, env_id, resolved.to_dict(), part)
+        results = Executor("local", workers=len(tasks)).run(work, tasks)
     return [EpisodeRecord(**r) for chunk in results for r in chunk]
+
+
+def mean_scores(records: Sequence[EpisodeRecord]) -> dict[str, float]:
+    """Mean ``return``, and ``success`` / ``normalized_return`` where the episodes have them."""
+    if not records:
+        raise ValueError("mean_scores needs at least one episode record")
+    out = {"return": sum(r.episode_return for r in records) / len(records)}
+    successes = [r.success for r in records if r.success is not None]
+    if successes:
+        out["success"] = sum(successes) / len(successes)
+    normalized = [r.normalized_return for r in records if r.normalized_return is not None]
+    if normalized:
+        out["normalized_return"] = sum(normalized) / len(normalized)
+    return out
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    part: str = "test",
+    num_episodes: int = 200,
+    num_envs: int | None = None,
+    num_workers: int = 1,
+    deterministic: bool = True,
+) -> list[EpisodeRecord]:
+    """Evaluate a finished run's agent on ``part`` of its own split; store the episodes.
+
+    The episodes go to the store that belongs to the folder (see
+    :meth:`~gengap.eval.runs.RunFolder.store_path`), wherever the folder now is; a copied
+    folder's run is registered there first.
+
+    Args:
+        run_dir: The run folder.
+        part: The split part.
+        num_episodes: Episodes in all.
+        num_envs: Envs side by side per worker (default: the run's ``eval_num_envs``).
+        num_workers: Worker processes.
+        deterministic: Greedy actions when True, sampled when False.
+
+    Raises:
+        InputFileNotFoundError: If the folder is not a run folder (naming the file).
+        InputError: If a file is corrupt (named), or the run has no trained agent yet.
+    """
+    folder = RunFolder(run_dir)
+    folder.require_run()
+    config, split, info = folder.read_config(), folder.read_split(), folder.read_info()
+    if not folder.has_agent():
+        raise InputError(
+            f"run {info['run_id']!r} has no trained agent yet (status {info['status']!r}); "
+            f"finish it with `gengap train --resume {folder.path}`"
+        )
+    records = evaluate(
+        folder.agent_dir,
+        config.env_id,
+        split,
+        part,
+        num_episodes=num_episodes,
+        num_envs=num_envs or config.eval_num_envs,
+        num_workers=num_workers,
+        deterministic=deterministic,
+        seed=config.seed,
+        env_kwargs=config.env_kwargs,
+    )
+    tag = f"eval-{'greedy' if deterministic else 'sampled'}"
+    store = folder.store()
+    folder.ensure_registered(store)
+    rows = [record.to_dict() for record in records]
+    store.add_episodes(info["run_id"], rows, part=part, step=folder.agent_step(), tag=tag)
+    return records

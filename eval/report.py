@@ -30,7 +30,7 @@ from gengap.eval.metrics import (
 )
 from gengap.eval.store import PARTS, ResultsStore
 
-__all__ = ["GroupSummary", "summarize_group", "write_report"]
+__all__ = ["GroupSummary", "report_runs", "summarize_group", "write_report"]
 
 _SCORES: tuple[str, ...] = ("return", "normalized_return", "success")
 _PART_COLORS = {
@@ -480,3 +480,41 @@ def write_report(
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines).rstrip() + "\n")
     return report
+
+
+def report_runs(
+    run_dirs: Sequence[str | Path], out_dir: str | Path, *, tag: str | None = "final"
+) -> Path:
+    """Write a Markdown report (with plots) over the runs in ``run_dirs``.
+
+    The score is the envs' registry default (``EnvInfo.default_score``: success,
+    normalized return, ...); runs whose envs disagree are reported by return.
+
+    Args:
+        run_dirs: Run folders sharing one results store; seeds of one config are pooled.
+        out_dir: Where ``report.md`` and the plots go.
+        tag: Which evaluation to report (``final``: the end-of-training one with the
+            run's own action mode; ``None``: each run's latest evaluation).
+
+    Raises:
+        InputError: For no run folders, folders that are not runs (file named), or runs
+            that do not share one results store.
+    """
+    from gengap.envs import env_info
+    from gengap.envs.errors import InputError
+    from gengap.eval.runs import RunFolder, load_run
+
+    if not run_dirs:
+        raise InputError("report needs at least one run folder, got none")
+    loaded = [load_run(run_dir) for run_dir in run_dirs]
+    stores = {str(RunFolder(run_dir).store_path().resolve()) for run_dir in run_dirs}
+    if len(stores) != 1:
+        raise InputError(
+            f"runs to report together must share one results store, got {sorted(stores)}"
+        )
+    scores = {env_info(config.env_id).default_score for config, _, _ in loaded}
+    score = scores.pop() if len(scores) == 1 else "return"
+    run_ids = [info["run_id"] for _, _, info in loaded]
+    return write_report(
+        ResultsStore(next(iter(stores))), run_ids, Path(out_dir), score=score, tag=tag
+    )

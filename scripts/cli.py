@@ -158,6 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted_message(interrupt: KeyboardInterrupt) -> str:
+    """Ctrl-C: mention ``--resume RUN_DIR`` only where a checkpoint exists to resume from
+    (the run loop raises ``gengap.drivers.train.TrainingInterrupted`` saying so)."""
+    run_dir = getattr(interrupt, "run_dir", None)
+    if run_dir is not None and getattr(interrupt, "resumable", False):
+        return (
+            f"gengap: interrupted; the last checkpoint is kept: resume with "
+            f"`gengap train --resume {run_dir}`"
+        )
+    return "gengap: interrupted; nothing to resume"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -176,11 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"gengap: error: {message}", file=sys.stderr)
         return USAGE_ERROR
-    except KeyboardInterrupt:
-        print(
-            "gengap: interrupted; the last checkpoint is kept (resume with --resume)",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted_message(interrupt), file=sys.stderr)
         return 130
 
 

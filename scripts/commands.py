@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def _experiment_from_args(args: argparse.Namespace) -> Any:
-    from gengap.eval.experiment import ExperimentConfig
+    from gengap.eval.runs import ExperimentConfig
 
     data: dict[str, Any] = {}
     if args.experiment:
@@ -104,7 +103,7 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gengap.eval.experiment import resume_experiment, run_experiment
+    from gengap.drivers.train import resume_experiment, run_experiment
 
     if args.resume:
         run_dir = resume_experiment(args.resume)
@@ -115,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from gengap.eval.experiment import evaluate_run
+    from gengap.eval.evaluate import evaluate_run
 
     records = evaluate_run(
         args.run_dir,
@@ -135,7 +134,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from gengap.eval.experiment import report_runs
+    from gengap.eval.report import report_runs
 
     path = report_runs(args.run_dirs, args.out, tag=None if args.tag == "latest" else args.tag)
     print(f"report: {path}")
@@ -143,7 +142,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from gengap.eval.quickstart import run_quickstart
+    from gengap.drivers.quickstart import run_quickstart
 
     run_quickstart(
         seeds=args.seeds,
@@ -157,7 +156,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from gengap.eval.study import load_study, run_study
+    from gengap.drivers.study import load_study, run_study
 
     study = load_study(args.study_file)  # bad files fail here, before any training
     console.print(
@@ -188,6 +187,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _print_run_summary(run_dirs: list[Path]) -> None:
+    from gengap.eval.runs import RunFolder
+
     for run_dir in run_dirs:
-        info = json.loads((Path(run_dir) / "run.json").read_text())
+        info = RunFolder(run_dir).read_info()
         console.print(f"run {info['run_id']}: {info['status']} -> {run_dir}")

@@ -140,3 +140,45 @@ def test_observations_do_not_share_memory(env_id):
             for a, b in zip(arrays[i], arrays[j], strict=True):
                 assert not np.shares_memory(a, b)
     env.close()
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_default_score_is_one_the_episodes_report(env_id):
+    info = env_info(env_id)
+    env = make(env_id)
+    env.reset(seed=0)
+    terminated = truncated = False
+    step_info: dict = {}
+    for _ in range(2000):
+        _, _, terminated, truncated, step_info = env.step(env.action_space.sample())
+        if terminated or truncated:
+            break
+    env.close()
+    if info.default_score == "success":
+        assert terminated or truncated, "no episode ended; raise the step count"
+        assert isinstance(step_info.get("success"), bool)
+    elif info.default_score == "normalized_return":
+        assert info.normalizer is not None
+    assert (info.normalizer is not None) == (info.family == "procgen")
+
+
+def test_procgen_normalizer_follows_the_game_and_distribution_mode():
+    from gengap.envs.procgen import normalized_return
+
+    info = env_info("gengap/procgen-coinrun-v0")
+    assert info.default_score == "normalized_return"
+    assert info.normalize(7.0, {}) == pytest.approx(normalized_return("coinrun", 7.0, "easy"))
+    assert info.normalize(7.0, {"distribution_mode": "hard"}) == pytest.approx(
+        normalized_return("coinrun", 7.0, "hard")
+    )
+    assert env_info("gengap/minigrid-doorkey-5x5-v0").normalize(1.0, {}) is None
+
+
+def test_register_env_checks_the_default_score():
+    split = env_info(ALL_IDS[0]).default_split
+    with pytest.raises(ValueError, match="unknown default_score 'sucess'; did you mean 'success'"):
+        register_env("gengap/test-x-v0", "x:y", family="t", axes=(), default_split=split,
+                     default_score="sucess")  # fmt: skip
+    with pytest.raises(ValueError, match="needs a normalizer"):
+        register_env("gengap/test-x-v0", "x:y", family="t", axes=(), default_split=split,
+                     default_score="normalized_return")  # fmt: skip

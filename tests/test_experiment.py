@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from gengap.drivers.train import run_experiment
 from gengap.envs import Split
-from gengap.eval.evaluate import evaluate, level_schedule
-from gengap.eval.experiment import ExperimentConfig, evaluate_run, report_runs, run_experiment
+from gengap.eval.evaluate import evaluate, evaluate_run, level_schedule
+from gengap.eval.report import report_runs
+from gengap.eval.runs import ExperimentConfig
 from gengap.eval.store import ResultsStore
 
 ENV_ID = "gengap/minigrid-doorkey-5x5-v0"
@@ -98,7 +100,8 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path):
     config_path.write_text(json.dumps(config.to_dict()))
     code = (
         "import json, sys\n"
-        "from gengap.eval.experiment import ExperimentConfig, run_experiment\n"
+        "from gengap.drivers.train import run_experiment\n"
+        "from gengap.eval.runs import ExperimentConfig\n"
         f"config = ExperimentConfig.from_dict(json.load(open({str(config_path)!r})))\n"
         "run_experiment(config, quiet=True)\n"
     )
@@ -122,7 +125,7 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path):
     assert 1000 <= killed_at < 6000
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
 
-    from gengap.eval.experiment import resume_experiment
+    from gengap.drivers.train import resume_experiment
 
     resume_experiment(run_dir, quiet=True)
     info = json.loads((run_dir / "run.json").read_text())
@@ -182,7 +185,7 @@ def test_leaked_held_out_levels_are_excluded_and_recorded(tmp_path):
 
 
 def test_run_or_resume_reuses_only_the_same_config(tmp_path):
-    from gengap.eval.experiment import run_or_resume
+    from gengap.drivers.train import run_or_resume
 
     config = _config(tmp_path, total_timesteps=256, eval_every=256)
     run_dir = run_or_resume(config)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gengap.drivers.study import StudyConfig, load_study, run_study
 from gengap.eval.store import ResultsStore
-from gengap.eval.study import StudyConfig, load_study, run_study
 
 ROOT = Path(__file__).resolve().parent.parent
 EVALUATIONS = [

@@ -11,13 +11,13 @@ resumes its unfinished runs from their checkpoints).
 
 from __future__ import annotations
 
-import json
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from gengap.eval.experiment import ExperimentConfig, report_runs, run_or_resume
+from gengap.drivers.train import run_or_resume
+from gengap.eval.executor import Executor
+from gengap.eval.report import report_runs
+from gengap.eval.runs import ExperimentConfig, RunFolder
 
 QUICKSTART_ENV = "gengap/minigrid-multiroom-n2-s4-v0"
 QUICKSTART_STEPS = 150_000
@@ -51,9 +51,6 @@ def quickstart_configs(
 
 
 def _run_one(config_dict: dict[str, Any]) -> str:
-    import torch
-
-    torch.set_num_threads(1)  # one core per worker process
     return str(run_or_resume(ExperimentConfig.from_dict(config_dict)))
 
 
@@ -71,7 +68,6 @@ def run_quickstart(
     from rich.table import Table
 
     from gengap.eval.metrics import aggregate, generalization_gap, score_matrix
-    from gengap.eval.store import ResultsStore
 
     console = console or Console()
     configs = quickstart_configs(
@@ -89,12 +85,10 @@ def run_quickstart(
         f" ({QUICKSTART_TEST_EPISODES} evaluated per seed)"
     )
     with console.status("training (one process per seed)..."):
-        with ProcessPoolExecutor(
-            max(1, min(workers, seeds)), mp_context=get_context("spawn")
-        ) as pool:
-            run_dirs = list(pool.map(_run_one, [c.to_dict() for c in configs]))
-    store = ResultsStore(first.store_path())
-    run_ids = [json.loads((Path(d) / "run.json").read_text())["run_id"] for d in run_dirs]
+        run_dirs = Executor("local", workers=workers).run(_run_one, [c.to_dict() for c in configs])
+    folders = [RunFolder(run_dir) for run_dir in run_dirs]
+    store = folders[0].store()
+    run_ids = [folder.run_id() for folder in folders]
     table = Table(title=f"success rate on {first.env_id} over seeds x levels (95% bootstrap CIs)")
     for column in ("actions", "part", "levels", "episodes", "mean", "IQM"):
         table.add_column(column)

@@ -4,7 +4,7 @@ A study file (TOML) declares one env, the arms to compare (e.g. slot vs pixel ob
 the seeds and the budget, and the evaluations: a split part (``test`` for IID held-out levels,
 ``combinatorial``, ``extrapolation``) with optional env overrides (e.g. more objects than in
 training). :func:`run_study` trains every (arm, seed) as an
-:class:`~gengap.eval.experiment.ExperimentConfig` run, evaluates each trained agent on every
+:class:`~gengap.eval.runs.ExperimentConfig` run, evaluates each trained agent on every
 evaluation, and writes a table of IQM and mean scores with 95% bootstrap CIs per arm and
 evaluation (``results.md`` and ``results.json`` in the study folder; episodes in its
 results store)::
@@ -30,21 +30,20 @@ again and an interrupted one is resumed, so a study can be extended seed by seed
 from __future__ import annotations
 
 import json
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gengap.envs import Split, env_info
+from gengap.drivers.train import run_or_resume
+from gengap.envs import env_info
 from gengap.envs.configio import config_from_dict
 from gengap.envs.io import atomic_write_text
 from gengap.eval.evaluate import evaluate
-from gengap.eval.experiment import ExperimentConfig, run_or_resume
+from gengap.eval.executor import Executor
 from gengap.eval.metrics import Interval, aggregate, generalization_gap, score_table
-from gengap.eval.store import ResultsStore
+from gengap.eval.runs import ExperimentConfig, RunFolder
 
 __all__ = [
     "ArmConfig",
@@ -349,34 +348,29 @@ class StudyResult:
 
 
 def _train_and_evaluate(
-    experiment: dict[str, Any], evaluations: list[dict[str, Any]], eval_episodes: int
+    evaluations: list[dict[str, Any]], eval_episodes: int, experiment: dict[str, Any]
 ) -> tuple[str, list[dict[str, Any]]]:
     """Worker: train (or reuse / resume) one run, then play every evaluation.
 
     Each evaluation's episodes go to the results store under tag ``study:<name>`` in one
     transaction; an evaluation already stored (a study run again) is read back, not replayed.
     """
-    import torch
-
-    torch.set_num_threads(1)
     config = ExperimentConfig.from_dict(experiment)
-    run_dir = run_or_resume(config)
-    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
-    split = Split.load(run_dir / "split.json")
-    store = ResultsStore(config.store_path())
-    step = json.loads((run_dir / "agent" / "agent.json").read_text())["num_timesteps"]
+    folder = RunFolder(run_or_resume(config))
+    run_id, split, store = folder.run_id(), folder.read_split(), folder.store()
+    step = folder.agent_step()
     rows: list[dict[str, Any]] = []
     for evaluation in evaluations:
         tag = f"study:{evaluation['name']}"
         stored = store.episodes(run_id=run_id, tag=tag)
         if not stored:
             records = evaluate(
-                run_dir / "agent",
+                folder.agent_dir,
                 config.env_id,
                 split,
                 evaluation["part"],
                 num_episodes=eval_episodes,
-                num_envs=config.num_envs,
+                num_envs=config.eval_num_envs,
                 seed=config.seed,
                 env_kwargs={**config.env_kwargs, **evaluation["env_kwargs"]},
             )
@@ -385,7 +379,7 @@ def _train_and_evaluate(
             )
             stored = store.episodes(run_id=run_id, tag=tag)
         rows += [{**e, "evaluation": evaluation["name"]} for e in stored]
-    return str(run_dir), rows
+    return str(folder.path), rows
 
 
 def _summarize(config: StudyConfig, episodes: list[dict[str, Any]]) -> list[StudyRow]:
@@ -442,8 +436,9 @@ def run_study(
 
     Args:
         study: A study TOML path or a :class:`StudyConfig`.
-        workers: Worker processes (default: the study's ``workers``). Workers are spawned
-            and run torch with one thread; ``workers=1`` trains in this process.
+        workers: Worker processes (default: the study's ``workers``), through
+            :class:`~gengap.eval.executor.Executor`: spawned, one torch thread each;
+            ``workers=1`` trains in this process.
         out_dir: Study folder, overriding the study's ``out_dir``.
 
     Returns:
@@ -462,17 +457,8 @@ def run_study(
     evaluations = [asdict(e) for e in config.evaluations]
     jobs = [e.to_dict() for e in config.experiments()]
     start = time.perf_counter()
-    if workers == 1:
-        outcomes = [_train_and_evaluate(job, evaluations, config.eval_episodes) for job in jobs]
-    else:
-        # Workers inherit OMP_NUM_THREADS, so native thread pools stay at one thread too.
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-            futures = [
-                pool.submit(_train_and_evaluate, job, evaluations, config.eval_episodes)
-                for job in jobs
-            ]
-            outcomes = [future.result() for future in futures]
+    work = partial(_train_and_evaluate, evaluations, config.eval_episodes)
+    outcomes = Executor("local", workers=workers).run(work, jobs)
     seconds = time.perf_counter() - start
     episodes = [row for _, rows in outcomes for row in rows]
     result = StudyResult(

@@ -1,0 +1,526 @@
+"""Run folders: the one module that knows where a run keeps what.
+
+A run lives in one folder (``RUN_DIR``)::
+
+    config.json        the ExperimentConfig (what `gengap train --resume` reuses)
+    split.json         the split, exactly as used (leakage exclusions included)
+    run.json           run id, status, device, package versions, git revision, and the
+                       results store, as a path relative to the folder
+    agent_config.json  the resolved agent config (defaults + overrides)
+    checkpoint/        latest training state (safetensors + JSON), written atomically
+    agent/             the final agent
+    snapshots/         step-<N>/ agents and their scores (``keep_snapshots``)
+    tb/                TensorBoard logs
+    .lock              held (fcntl) by the process training in the folder; holds its pid
+
+The results store (SQLite) holds the learning curves and every evaluation episode. It
+belongs to the folder: ``run.json`` records it relative to the folder (by default
+``../gengap.sqlite``, the store of the output folder the run was created in), so a copied
+or moved folder, or a command run from another directory, writes to the store beside the
+folder, never to the one the folder was created next to.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gengap.agents import AgentConfig, agent_config_from_dict, default_agent_config
+from gengap.agents.base import AGENT_FILE, CONFIG_FILE
+from gengap.envs import LevelSet, Split, env_info, resolve_split
+from gengap.envs.configio import config_from_dict
+from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
+from gengap.envs.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from gengap.agents import Agent
+    from gengap.eval.store import ResultsStore
+
+__all__ = [
+    "DEFAULT_STORE_NAME",
+    "ExperimentConfig",
+    "RunFolder",
+    "RunLockedError",
+    "Snapshot",
+    "check_out_dir",
+    "load_run",
+]
+
+DEFAULT_STORE_NAME = "gengap.sqlite"
+
+
+@dataclass
+class ExperimentConfig:
+    """One training run: env, split, algorithm, budget and evaluation protocol.
+
+    Args:
+        env_id: Registered gengap env id.
+        algo: Agent algorithm (``ppo``, ``dqn``, ``sac``).
+        total_timesteps: Environment steps to train for.
+        num_envs: Parallel training envs.
+        seed: Seeds the agent, the envs and evaluation.
+        num_train_levels: Shortcut: train on levels ``0..num_train_levels-1``, keep the
+            env's default held-out levels. Ignored when ``split`` is given.
+        split: A full split (``Split.to_dict()`` form).
+        env_kwargs: Family options, e.g. ``{"obs_mode": "image"}``.
+        agent: Overrides of the per-family agent defaults, e.g. ``{"learning_rate": 3e-4}``.
+        eval_every: Steps between evaluations during training (0: ten over the run).
+        eval_episodes: Episodes per part at each evaluation during training.
+        final_eval_episodes: Episodes per part at the end.
+        final_eval_parts: Parts evaluated at the end.
+        eval_num_envs: Envs stepped side by side (batched actions) by every evaluation,
+            independent of the training ``num_envs``.
+        deterministic_eval: Greedy actions when True; sampled when False.
+        compare_action_modes: Also run the final evaluation with the other action mode
+            (stored under tag ``final-greedy`` or ``final-sampled``): a memoryless greedy
+            policy can loop forever where the sampled one does not, and that looping is
+            easily mistaken for a generalization gap.
+        checkpoint_every: Steps between checkpoints (0: at every evaluation).
+        keep_snapshots: At each periodic evaluation also save the agent to
+            ``snapshots/step-<N>/`` with that evaluation's mean scores (``snapshot.json``),
+            e.g. to collect offline datasets from policies of several qualities.
+        exclude_leaked_levels: Before training, run the leakage check on the held-out
+            levels that evaluation will use and exclude those whose initial state equals a
+            training level's (the split saved with the run records the exclusions). For
+            an unbounded test part the first ``max(final_eval_episodes, 1000)`` levels
+            are checked; natively vectorized families (Procgen) sample beyond them, so
+            give such runs a bounded test part for exact exclusion.
+        out_dir: Where run folders go.
+        store: The SQLite results store (default ``<out_dir>/gengap.sqlite``). The run
+            folder records it relative to itself when the run is created.
+        name: Run folder name (default ``<label>-s<seed>``).
+        label: The configuration's name; reports pool the seeds of one label (default
+            built from env, algo and number of training levels).
+    """
+
+    env_id: str
+    algo: str = "ppo"
+    total_timesteps: int = 100_000
+    num_envs: int = 8
+    seed: int = 0
+    num_train_levels: int | None = None
+    split: dict[str, Any] | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    agent: dict[str, Any] = field(default_factory=dict)
+    eval_every: int = 0
+    eval_episodes: int = 20
+    final_eval_episodes: int = 200
+    final_eval_parts: tuple[str, ...] = ("train", "test")
+    eval_num_envs: int = 16
+    deterministic_eval: bool = True
+    compare_action_modes: bool = False
+    checkpoint_every: int = 0
+    keep_snapshots: bool = False
+    exclude_leaked_levels: bool = False
+    out_dir: str = "runs"
+    store: str | None = None
+    name: str | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        env_info(self.env_id)  # unknown ids raise with close matches
+        for key in (
+            "total_timesteps",
+            "num_envs",
+            "eval_episodes",
+            "final_eval_episodes",
+            "eval_num_envs",
+        ):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{key} must be a positive integer, got {value!r}")
+        for key in ("eval_every", "checkpoint_every", "seed"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InputError(f"{key} must be a non-negative integer, got {value!r}")
+        if self.num_train_levels is not None and (
+            isinstance(self.num_train_levels, bool)
+            or not isinstance(self.num_train_levels, int)
+            or self.num_train_levels < 1
+        ):
+            raise InputError(
+                f"num_train_levels must be a positive integer, got {self.num_train_levels!r}"
+            )
+        self.final_eval_parts = tuple(self.final_eval_parts)
+        # Bad splits, algos and agent overrides fail here, before a run folder exists.
+        self.resolved_split()
+        self.agent_config()
+
+    def agent_config(self) -> AgentConfig:
+        """The agent config: the env family's defaults, then ``agent`` overrides, then seed."""
+        family = env_info(self.env_id).family
+        return default_agent_config(self.algo, family, **{**self.agent, "seed": self.seed})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        return config_from_dict(cls, data, what="experiment")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ExperimentConfig:
+        import tomllib
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputFileNotFoundError(f"experiment file {str(path)!r} does not exist")
+        with path.open("rb") as handle:
+            return cls.from_dict(tomllib.load(handle))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["final_eval_parts"] = list(self.final_eval_parts)
+        return data
+
+    def resolved_split(self) -> Split:
+        if self.split is not None:
+            return resolve_split(self.env_id, self.split)
+        default = env_info(self.env_id).default_split
+        if self.num_train_levels is None:
+            return default
+        train = LevelSet.range(0, self.num_train_levels)
+        validation = default.validation
+        if validation is not None and validation.overlap(train)[0]:
+            validation = None
+        return Split(
+            train=train,
+            validation=validation,
+            test=default.test,
+            name=f"{default.name.rsplit('-', 1)[0]}-{self.num_train_levels}",
+        )
+
+    def group_label(self) -> str:
+        """What reports group seeds by: ``label``, else env, algo and training levels."""
+        if self.label:
+            return self.label
+        short = self.env_id.split("/", 1)[1].removesuffix("-v0")
+        train = self.resolved_split().train
+        return f"{short}-{self.algo}-L{len(train) if train.bounded else 'inf'}"
+
+    def run_name(self) -> str:
+        return self.name or f"{self.group_label()}-s{self.seed}"
+
+    def run_dir(self) -> Path:
+        """The run folder this config creates: ``<out_dir>/<run name>``."""
+        return Path(self.out_dir) / self.run_name()
+
+    def store_path(self) -> Path:
+        """The store a NEW run of this config writes to (an existing run folder knows its
+        own: :meth:`RunFolder.store_path`)."""
+        return Path(self.store) if self.store else Path(self.out_dir) / DEFAULT_STORE_NAME
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An agent saved at a periodic evaluation (``ExperimentConfig.keep_snapshots``).
+
+    Attributes:
+        step: Training steps when it was saved.
+        path: The agent folder (load it with :func:`gengap.agents.load_agent`).
+        scores: Mean scores of that evaluation, per part (``{"train": {"return": ...,
+            "success": ...}, "test": {...}}``; keys ``return``, ``success``,
+            ``normalized_return`` where defined).
+    """
+
+    step: int
+    path: Path
+    scores: dict[str, dict[str, float]]
+
+
+class RunLockedError(InputError):
+    """Another process holds the run folder's lock (it is training in it)."""
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """JSON from ``path``; a missing or corrupt file raises an InputError naming it."""
+    if not path.is_file():
+        raise InputFileNotFoundError(f"{what}: {str(path)!r} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text"
+        raise InputError(f"{str(path)!r} is corrupt (not valid JSON: {reason})") from None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2))
+
+
+class RunFolder:
+    """The files of one run folder, and reading them with errors that name the file.
+
+    Args:
+        path: The run folder (it need not exist yet).
+    """
+
+    CONFIG = "config.json"
+    SPLIT = "split.json"
+    RUN = "run.json"
+    AGENT_CONFIG = "agent_config.json"
+    CHECKPOINT = "checkpoint"
+    AGENT = "agent"
+    SNAPSHOTS = "snapshots"
+    TENSORBOARD = "tb"
+    LOCK = ".lock"
+    SNAPSHOT_INFO = "snapshot.json"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def split_path(self) -> Path:
+        return self.path / self.SPLIT
+
+    @property
+    def run_path(self) -> Path:
+        return self.path / self.RUN
+
+    @property
+    def agent_config_path(self) -> Path:
+        return self.path / self.AGENT_CONFIG
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def agent_dir(self) -> Path:
+        return self.path / self.AGENT
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.path / self.SNAPSHOTS
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / self.TENSORBOARD
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / self.LOCK
+
+    # -- state ---------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """Whether a run was created here (``run.json`` exists)."""
+        return self.run_path.is_file()
+
+    def has_checkpoint(self) -> bool:
+        """Whether a training checkpoint was written (something to ``--resume``)."""
+        return (self.checkpoint_dir / CONFIG_FILE).is_file()
+
+    def has_agent(self) -> bool:
+        """Whether the final agent was saved."""
+        return (self.agent_dir / CONFIG_FILE).is_file()
+
+    def require_run(self) -> None:
+        """Raise an InputError unless the folder holds a run (naming the missing file)."""
+        for name in (self.CONFIG, self.SPLIT, self.RUN):
+            if not (self.path / name).is_file():
+                raise InputFileNotFoundError(
+                    f"{str(self.path)!r} is not a gengap run folder: {name} is missing"
+                )
+
+    # -- reading -------------------------------------------------------------------------
+    def read_config(self) -> ExperimentConfig:
+        data = _read_json(self.config_path, "run folder config")
+        try:
+            return ExperimentConfig.from_dict(data)
+        except (ValueError, TypeError) as error:
+            raise InputError(f"{str(self.config_path)!r}: {error}") from None
+
+    def read_split(self) -> Split:
+        data = _read_json(self.split_path, "run folder split")
+        try:
+            return Split.from_dict(data)
+        except (ValueError, TypeError) as error:
+            raise InputError(f"{str(self.split_path)!r}: {error}") from None
+
+    def read_info(self) -> dict[str, Any]:
+        info = _read_json(self.run_path, "run folder info")
+        if not isinstance(info, dict) or not isinstance(info.get("run_id"), str):
+            raise InputError(f"{str(self.run_path)!r} is corrupt: it has no run_id")
+        return info
+
+    def read_agent_config(self) -> AgentConfig:
+        data = _read_json(self.agent_config_path, "run folder agent config")
+        try:
+            return agent_config_from_dict(data)
+        except (ValueError, TypeError) as error:
+            raise InputError(f"{str(self.agent_config_path)!r}: {error}") from None
+
+    def run_id(self) -> str:
+        return str(self.read_info()["run_id"])
+
+    def status(self) -> str:
+        return str(self.read_info().get("status", "unknown"))
+
+    def agent_step(self) -> int:
+        """Training steps of the final agent (``agent/agent.json``)."""
+        data = _read_json(self.agent_dir / AGENT_FILE, "run folder agent")
+        return int(data["num_timesteps"])
+
+    def store_path(self) -> Path:
+        """The results store that belongs to this folder, wherever the folder now is.
+
+        ``run.json`` records it relative to the folder; folders written before that was
+        recorded fall back to their config's ``store`` / ``out_dir``.
+        """
+        info = self.read_info()
+        relative = info.get("store")
+        if isinstance(relative, str) and relative:
+            return Path(os.path.normpath(self.path / relative))
+        return self.read_config().store_path()
+
+    def store(self) -> ResultsStore:
+        from gengap.eval.store import ResultsStore
+
+        return ResultsStore(self.store_path())
+
+    def snapshots(self) -> list[Snapshot]:
+        """The saved snapshots, sorted by step (empty when none were kept)."""
+        found = []
+        if not self.snapshots_dir.is_dir():
+            return []
+        for folder in self.snapshots_dir.glob("step-*"):
+            info_path = folder / self.SNAPSHOT_INFO
+            if not info_path.is_file():
+                continue  # an interrupted save: the info file is written last
+            info = _read_json(info_path, "snapshot")
+            found.append(Snapshot(step=int(info["step"]), path=folder, scores=info["scores"]))
+        return sorted(found, key=lambda snapshot: snapshot.step)
+
+    # -- writing -------------------------------------------------------------------------
+    def write_config(self, config: ExperimentConfig) -> None:
+        _write_json(self.config_path, config.to_dict())
+
+    def write_agent_config(self, agent_config: AgentConfig) -> None:
+        _write_json(self.agent_config_path, agent_config.to_dict())
+
+    def write_split(self, split: Split) -> None:
+        split.save(self.split_path)
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        _write_json(self.run_path, info)
+
+    def update_info(self, **changes: Any) -> dict[str, Any]:
+        info = self.read_info() | changes
+        self.write_info(info)
+        return info
+
+    def relative_store(self, store_path: str | Path) -> str:
+        """``store_path`` as recorded in ``run.json``: relative to this folder."""
+        return os.path.relpath(Path(store_path).resolve(), self.path.resolve())
+
+    def save_snapshot(self, agent: Agent, step: int, scores: dict[str, dict[str, float]]) -> Path:
+        """Save ``agent`` to ``snapshots/step-<step>/`` with ``snapshot.json`` (written last,
+        so a snapshot without it is an interrupted save and is skipped)."""
+        folder = self.snapshots_dir / f"step-{step}"
+        agent.save(folder)
+        _write_json(folder / self.SNAPSHOT_INFO, {"step": step, "scores": scores})
+        return folder
+
+    def register(self, store: ResultsStore, *, kind: str, status: str) -> None:
+        """Add (or update) this run's row in ``store`` from the folder's files: how a
+        copied folder's run enters the store beside it."""
+        config, info = self.read_config(), self.read_info()
+        store.add_run(
+            run_id=info["run_id"],
+            kind=kind,
+            env_id=config.env_id,
+            algo=config.algo,
+            seed=config.seed,
+            config=config.to_dict() | {"agent_resolved": self.read_agent_config().to_dict()},
+            split=self.read_split().to_dict(),
+            versions=info.get("versions"),
+            git_rev=info.get("git_revision"),
+            run_dir=str(self.path),
+            status=status,
+            label=config.group_label(),
+        )
+
+    def ensure_registered(self, store: ResultsStore) -> None:
+        """Register the run in ``store`` unless it is there (a copied or moved folder)."""
+        try:
+            store.get_run(self.run_id())
+        except KeyError:
+            info = self.read_info()
+            self.register(store, kind=str(info.get("kind", "online")), status=self.status())
+
+    # -- the lock ------------------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder's lock while training in it; a second writer is refused.
+
+        Raises:
+            RunLockedError: If another process (named by pid) holds it.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise RunLockedError(
+                    f"run folder {str(self.path)!r} is in use: process {holder} is training "
+                    f"in it (lock {self.LOCK}); wait for it or stop it first"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def check_out_dir(out_dir: str | Path, flag: str = "--out") -> Path:
+    """``out_dir`` made (if needed) and checked writable, or one line naming ``flag``.
+
+    Raises:
+        InputError: If it is a file, cannot be created, or is not writable.
+    """
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise InputFileExistsError(f"{flag} {str(out_dir)!r} is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"{flag} {str(out_dir)!r} cannot be created ({error.strerror or error})"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {str(out_dir)!r} is not writable")
+    return path
+
+
+def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Split, dict[str, Any]]:
+    """The config, split and run info saved in a run folder.
+
+    Raises:
+        InputFileNotFoundError: If a file is missing (naming it).
+        InputError: If a file is corrupt (naming it).
+    """
+    folder = RunFolder(run_dir)
+    folder.require_run()
+    return folder.read_config(), folder.read_split(), folder.read_info()
