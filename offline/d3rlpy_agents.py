@@ -177,14 +177,15 @@ class D3rlpyConfig(OfflineConfig):
         if not 0.0 < self.gamma <= 1.0:
             raise InputError(f"gamma must be in (0, 1], got {self.gamma!r}")
 
-    @property
-    def action_space_types(self) -> tuple[type[gymnasium.Space[Any]], ...]:  # type: ignore[override]
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The action spaces are those of the variants d3rlpy has for the algorithm.
         kinds: list[type[gymnasium.Space[Any]]] = []
-        if self.discrete_config is not None:
+        if cls.discrete_config is not None:
             kinds.append(spaces.Discrete)
-        if self.continuous_config is not None:
+        if cls.continuous_config is not None:
             kinds.append(spaces.Box)
-        return tuple(kinds)
+        cls.action_space_types = tuple(kinds)
 
     def agent_class(self) -> type[D3rlpyAgent]:
         return D3rlpyAgent

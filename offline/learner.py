@@ -147,16 +147,17 @@ class OfflineConfig(AgentConfig):
         if self.features_dim is not None:
             check_positive_int("features_dim", self.features_dim)
 
-    def check_spaces(self, action_space: gymnasium.Space[Any]) -> None:
-        """Raise InputError (one line) if the algorithm cannot learn this action space."""
-        ok = isinstance(action_space, self.action_space_types)
+    @classmethod
+    def fits_action_space(cls, action_space: gymnasium.Space[Any]) -> bool:
+        """Whether the algorithm can act in ``action_space`` (Box spaces must be 1-D)."""
         if isinstance(action_space, spaces.Box) and len(action_space.shape) != 1:
-            ok = False
-        if not ok:
-            kinds = " or ".join("1-D Box" if t is spaces.Box else t.__name__
-                                for t in self.action_space_types)
-            raise InputError(f"algo {self.algo!r} needs a {kinds} action space, "
-                             f"got {action_space}")
+            return False
+        return super().fits_action_space(action_space)
+
+    def check_spaces(self, action_space: gymnasium.Space[Any]) -> None:
+        """Raise InputError (one line, naming the offline algorithms that fit) if the
+        algorithm cannot learn this action space."""
+        type(self).check_action_space(action_space)
 
 
 def check_dataset(agent: OfflineAgent, dataset: Any, name: str = "dataset") -> None:
