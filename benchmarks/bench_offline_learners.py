@@ -2,8 +2,10 @@
 
 1. BC training samples/s reading batches from the dataset store (memory-mapped,
    zstd chunks through a bounded cache) vs from the same frames held in memory, on a
-   slice that fits. Same BC (IMPALA CNN, batch 256), same updates. Target: >= 0.8x.
-   The store on the whole dataset is shown too (uniform batches touch more chunks).
+   slice that fits. Same BC (IMPALA CNN, batch 256), same updates, timed in interleaved
+   rounds. Target: >= 0.8x. The store on the whole dataset is shown too (uniform
+   batches then touch ~256 chunks each; the learner reads the next batch in a thread
+   while the current one trains).
 2. BC peak resident memory training on the whole dataset (one child process per
    learner; ``ru_maxrss``). Target: <= 8 GB at 1M transitions (12 GB of raw frames).
 3. The d3rlpy learners' (cql, bcq, dt) peak resident memory on the same dataset, fed
@@ -71,15 +73,27 @@ def in_memory_copy(source: Any, chunk: int = 4096) -> Any:
                                source.episode_bounds())
 
 
-def bc_samples_per_second(source: Any, updates: int, batch_size: int) -> float:
+def bc_samples_per_second(sources: dict[str, Any], updates: int, batch_size: int,
+                          rounds: int) -> dict[str, float]:
+    """BC samples/s per source, timed in interleaved rounds (A B C A B C ...) so that load
+    from other processes on a shared machine falls on every source alike."""
     import gengap.offline  # noqa: F401
     from gengap.offline.bc import BCConfig
 
-    agent = BCConfig(batch_size=batch_size).create(source.observation_space, source.action_space)
-    agent.fit(source, 2)  # warm-up: allocator, chunk cache, kernels
-    start = time.perf_counter()
-    agent.fit(source, 2 + updates)
-    return updates * batch_size / (time.perf_counter() - start)
+    agents = {}
+    for label, source in sources.items():
+        agent = BCConfig(batch_size=batch_size).create(source.observation_space,
+                                                      source.action_space)
+        agent.fit(source, 2)  # warm-up: allocator, chunk cache, kernels
+        agents[label] = agent
+    elapsed = dict.fromkeys(sources, 0.0)
+    for _ in range(rounds):
+        for label, source in sources.items():
+            agent = agents[label]
+            start = time.perf_counter()
+            agent.fit(source, agent.num_updates + updates)
+            elapsed[label] += time.perf_counter() - start
+    return {label: rounds * updates * batch_size / seconds for label, seconds in elapsed.items()}
 
 
 def child_peak_rss(algo: str, dataset: Path, updates: int) -> dict[str, float]:
@@ -127,14 +141,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slice", type=int, default=20_000,
                         help="transitions held in memory for the baseline (default: 20000)")
     parser.add_argument("--updates", type=int, default=None,
-                        help="BC updates per timing (default: 20; 5 with --quick)")
+                        help="BC updates per source per round (default: 5; 2 with --quick)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="interleaved timing rounds (default: 4)")
     parser.add_argument("--memory-updates", type=int, default=None,
                         help="updates per learner in the memory runs (default: 20; 3 quick)")
     parser.add_argument("--algos", default="bc,cql,bcq,dt",
                         help="learners in the memory runs (default: bc,cql,bcq,dt)")
     args = parser.parse_args(argv)
     transitions = args.transitions or (50_000 if args.quick else 1_000_000)
-    updates = args.updates or (5 if args.quick else 20)
+    updates = args.updates or (2 if args.quick else 5)
     memory_updates = args.memory_updates or (3 if args.quick else 20)
 
     import torch
@@ -160,14 +176,12 @@ def main(argv: list[str] | None = None) -> None:
 
         sliced = SliceSource(store, min(args.slice, store.num_transitions))
         memory = in_memory_copy(sliced)
-        speeds = {
-            "memory (slice)": bc_samples_per_second(memory, updates, 256),
-            "store (same slice)": bc_samples_per_second(sliced, updates, 256),
-            "store (whole dataset)": bc_samples_per_second(store, updates, 256),
-        }
+        speeds = bc_samples_per_second(
+            {"memory (slice)": memory, "store (same slice)": sliced,
+             "store (whole dataset)": store}, updates, 256, args.rounds)
         del memory
-        table = Table(title=f"BC samples/s (IMPALA, batch 256, {updates} updates, "
-                            f"slice {sliced.num_transitions:,})")
+        table = Table(title=f"BC samples/s (IMPALA, batch 256, {args.rounds} x {updates} "
+                            f"updates, slice {sliced.num_transitions:,})")
         for column in ("source", "samples/s", "vs memory", "target"):
             table.add_column(column)
         base = speeds["memory (slice)"]

@@ -169,8 +169,10 @@ class BCAgent(OfflineLearner):
         errors = (output - torch.as_tensor(actions, device=self.device)) ** 2
         return errors.mean() if reduction == "mean" else errors.mean(dim=1).sum()
 
-    def update(self, dataset: TransitionSource) -> dict[str, float]:
-        batch = dataset.transitions(self.sample_indices(dataset.num_transitions))
+    def read_batch(self, dataset: TransitionSource, update: int) -> Any:
+        return dataset.transitions(self.sample_indices(update, dataset.num_transitions))
+
+    def learn(self, batch: Any) -> dict[str, float]:
         self.policy.train()
         loss = self._loss(self.policy, batch)
         self.optimizer.zero_grad(set_to_none=True)

@@ -422,8 +422,43 @@ class D3rlpyAgent(OfflineLearner):
         if self.target_return is None:
             self.target_return = max(episode_returns)
 
-    def _transition_batch(self, dataset: TransitionSource) -> TorchMiniBatch:
-        batch = dataset.transitions(self.sample_indices(dataset.num_transitions))
+    def read_batch(self, dataset: TransitionSource, update: int) -> dict[str, Any]:
+        if not self.sequence:
+            return dataset.transitions(self.sample_indices(update, dataset.num_transitions))
+        return self.read_windows(dataset, update)
+
+    def read_windows(self, dataset: TransitionSource, update: int) -> dict[str, Any]:
+        """``batch_size`` windows of ``context_size`` steps ending at uniform transitions,
+        left-padded (``valid`` False) where the episode started later; numpy only."""
+        assert self._bounds is not None and self._returns_to_go is not None
+        context = int(getattr(self.config, "context_size", 20))
+        ends = self.batch_rng(update).integers(0, dataset.num_transitions, size=self.batch_size)
+        starts = self._bounds[np.searchsorted(self._bounds, ends, side="right") - 1]
+        rows = ends[:, None] + (np.arange(context) - (context - 1))[None, :]  # (B, K)
+        valid = rows >= starts[:, None]
+        rows = np.where(valid, rows, ends[:, None])
+        unique, inverse = np.unique(rows, return_inverse=True)
+        data = dataset.transitions(unique)
+        inverse = inverse.reshape(rows.shape)
+
+        def gather(values: Any) -> Any:
+            if isinstance(values, dict):
+                return {k: gather(v) for k, v in values.items()}
+            out = np.asarray(values)[inverse]  # (B, K, ...)
+            return out * valid.reshape(*valid.shape, *([1] * (out.ndim - 2))).astype(out.dtype)
+
+        max_step = int(getattr(self.config, "max_timestep", 1000)) - 1
+        return {
+            "obs": gather(data["obs"]),
+            "action": gather(data["action"]),
+            "reward": gather(data["reward"]),
+            "terminated": gather(data["terminated"]),
+            "returns_to_go": self._returns_to_go[rows] * valid,
+            "timesteps": np.clip(rows - starts[:, None], 0, max_step) * valid,
+            "valid": valid,
+        }
+
+    def _transition_batch(self, batch: dict[str, Any]) -> TorchMiniBatch:
         actions = self._actions(batch["action"])
         rewards = self._column(batch["reward"])
         return TorchMiniBatch(
@@ -438,51 +473,36 @@ class D3rlpyAgent(OfflineLearner):
             device=self.algo._device,
         )
 
-    def _trajectory_batch(self, dataset: TransitionSource) -> TorchTrajectoryMiniBatch:
-        assert self._bounds is not None and self._returns_to_go is not None
-        context = int(getattr(self.config, "context_size", 20))
-        ends = self.index_rng.integers(0, dataset.num_transitions, size=self.batch_size)
-        episodes = np.searchsorted(self._bounds, ends, side="right") - 1
-        starts = self._bounds[episodes]
-        offsets = np.arange(context) - (context - 1)
-        rows = ends[:, None] + offsets[None, :]  # (B, K), windows end at ``ends``
-        valid = rows >= starts[:, None]  # left padding before the episode starts
-        rows = np.where(valid, rows, ends[:, None])
-        unique, inverse = np.unique(rows, return_inverse=True)
-        data = dataset.transitions(unique)
-        inverse = inverse.reshape(rows.shape)
+    def _trajectory_batch(self, batch: dict[str, Any]) -> TorchTrajectoryMiniBatch:
+        size, context = batch["valid"].shape
 
-        def gather(values: Any) -> Any:
+        def flat(values: Any) -> Any:  # (B, K, ...) -> (B * K, ...)
             if isinstance(values, dict):
-                return {k: gather(v) for k, v in values.items()}
-            out = np.asarray(values)[inverse]
-            return out * valid.reshape(*valid.shape, *([1] * (out.ndim - 2))).astype(out.dtype)
+                return {k: flat(v) for k, v in values.items()}
+            return values.reshape(size * context, *values.shape[2:])
 
-        max_step = int(getattr(self.config, "max_timestep", 1000)) - 1
-        timesteps = np.clip(rows - starts[:, None], 0, max_step) * valid
-        obs = self._observations(gather(data["obs"]))
-        actions = self._actions(gather(data["action"]).reshape(-1, *np.shape(
-            data["action"])[1:])).reshape(self.batch_size, context, -1)
-        masks = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
-        rewards = self._column(gather(data["reward"])).reshape(self.batch_size, context, 1)
-        rtg = torch.as_tensor(self._returns_to_go[rows] * valid, dtype=torch.float32,
-                              device=self.device).unsqueeze(-1)
+        def sequences(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.reshape(size, context, *tensor.shape[1:])
+
+        obs = self._observations(flat(batch["obs"]))
+        obs = [sequences(t) for t in obs] if isinstance(obs, list) else sequences(obs)
+        masks = torch.as_tensor(batch["valid"], dtype=torch.float32, device=self.device)
         return TorchTrajectoryMiniBatch(
             observations=obs,
-            actions=actions * masks.unsqueeze(-1),
-            rewards=rewards,
-            returns_to_go=rtg,
-            terminals=self._column(gather(data["terminated"])).reshape(
-                self.batch_size, context, 1),
-            timesteps=torch.as_tensor(timesteps, dtype=torch.long, device=self.device),
+            actions=sequences(self._actions(flat(batch["action"]))) * masks.unsqueeze(-1),
+            rewards=sequences(self._column(flat(batch["reward"]))),
+            returns_to_go=torch.as_tensor(batch["returns_to_go"], dtype=torch.float32,
+                                          device=self.device).unsqueeze(-1),
+            terminals=sequences(self._column(flat(batch["terminated"]))),
+            timesteps=torch.as_tensor(batch["timesteps"], dtype=torch.long, device=self.device),
             masks=masks,
             device=self.algo._device,
         )
 
-    def update(self, dataset: TransitionSource) -> dict[str, float]:
-        batch = self._trajectory_batch(dataset) if self.sequence \
-            else self._transition_batch(dataset)
-        losses = self.impl.update(batch, self.num_updates)
+    def learn(self, batch: dict[str, Any]) -> dict[str, float]:
+        torch_batch = self._trajectory_batch(batch) if self.sequence \
+            else self._transition_batch(batch)
+        losses = self.impl.update(torch_batch, self.num_updates)
         self.algo.set_grad_step(self.num_updates + 1)
         return {k: float(v) for k, v in losses.items()}
 

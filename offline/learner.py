@@ -1,16 +1,18 @@
 """What every gengap offline learner shares: batches read by index, the fit loop, checkpoints.
 
-A learner never holds the dataset: each update draws ``batch_size`` transition indices
-from its own seeded generator and reads only those rows through
-``TransitionSource.transitions`` (a memory-mapped store then reads a batch, never the
-whole file). Training randomness (index draws, torch sampling and dropout) runs on RNG
-states the agent owns, inside :func:`torch.random.fork_rng`, so the same seed gives the
-same weights whatever else the process does, and a checkpoint holds those states.
+A learner never holds the dataset: update ``u`` reads only the ``batch_size`` rows it
+draws, through ``TransitionSource.transitions`` (a memory-mapped store then reads a
+batch, never the whole file). The rows of update ``u`` are a function of ``(seed, u)``
+alone, so a background thread reads batch ``u + 1`` while update ``u`` trains, and a
+resumed run draws exactly the rows an uninterrupted one would. The rest of training's
+randomness (torch sampling, dropout) runs on RNG states the agent owns, inside
+:func:`torch.random.fork_rng`, so the same seed gives the same weights whatever else the
+process does, and a checkpoint holds those states.
 
 Files: ``save`` writes config.json, agent.json (spaces, update count, algorithm state)
 and model.safetensors (every network, named ``<module>.<parameter>``);
 ``save_checkpoint`` adds optimizers.safetensors + optimizers.json (optimizer and torch
-RNG states, no pickle) and training_state.json (index generator state).
+RNG states, no pickle) and training_state.json (the update count).
 Both are written into a temporary directory that is renamed into place.
 """
 
@@ -20,6 +22,7 @@ import contextlib
 import dataclasses
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -205,7 +208,6 @@ class OfflineLearner(OfflineAgent):
         self.device = resolve_device(config.device)
         self.num_updates = 0
         self.batch_size = config.batch_size or self.default_batch_size
-        self.index_rng = np.random.default_rng(config.seed)
         self._cpu_rng = torch.Generator().manual_seed(config.seed).get_state()
         self._cuda_rng: torch.Tensor | None = None
 
@@ -227,9 +229,16 @@ class OfflineLearner(OfflineAgent):
             if cuda:
                 self._cuda_rng = torch.cuda.get_rng_state(index)
 
-    def sample_indices(self, num_transitions: int) -> np.ndarray:
-        """``batch_size`` uniform transition indices, sorted (sequential reads on a memmap)."""
-        return np.sort(self.index_rng.integers(0, num_transitions, size=self.batch_size))
+    def batch_rng(self, update: int) -> np.random.Generator:
+        """The generator that draws the rows of update ``update`` (0-based): a function of
+        the seed and the update alone."""
+        return np.random.default_rng([self.config.seed, update])
+
+    def sample_indices(self, update: int, num_transitions: int) -> np.ndarray:
+        """``batch_size`` uniform transition indices for update ``update``, sorted
+        (neighbouring rows share a compressed chunk or a page)."""
+        rows = self.batch_rng(update).integers(0, num_transitions, size=self.batch_size)
+        return np.sort(rows)
 
     # -- what subclasses provide -----------------------------------------------------------
     @abstractmethod
@@ -241,8 +250,13 @@ class OfflineLearner(OfflineAgent):
         """Every object with optimizer state (``state_dict``/``load_state_dict``), by name."""
 
     @abstractmethod
-    def update(self, dataset: TransitionSource) -> dict[str, float]:
-        """One gradient update on a batch drawn from ``dataset``; returns its losses."""
+    def read_batch(self, dataset: TransitionSource, update: int) -> Any:
+        """The data of update ``update`` as numpy arrays (runs in a reader thread: no
+        torch, no state but the dataset's)."""
+
+    @abstractmethod
+    def learn(self, batch: Any) -> dict[str, float]:
+        """One gradient update on a batch from :meth:`read_batch`; returns its losses."""
 
     def prepare(self, dataset: TransitionSource, validation: TransitionSource | None) -> None:
         """Called once per :meth:`fit` before the first update (precompute, validate)."""
@@ -288,9 +302,17 @@ class OfflineLearner(OfflineAgent):
         if validation is not None:
             check_dataset(self, validation, "validation")
         self.prepare(dataset, validation)
-        with self.rng_scope():
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gengap-reader") as reader, \
+                self.rng_scope():
+            pending: Future[Any] | None = None
             while self.num_updates < num_updates and not self.stopped_early(validation):
-                self.update(dataset)
+                if pending is None:
+                    pending = reader.submit(self.read_batch, dataset, self.num_updates)
+                batch = pending.result()
+                pending = None
+                if self.num_updates + 1 < num_updates:  # read ahead while this one trains
+                    pending = reader.submit(self.read_batch, dataset, self.num_updates + 1)
+                self.learn(batch)
                 self.num_updates += 1
                 self.after_update(validation)
                 if hook is not None:
@@ -359,10 +381,7 @@ class OfflineLearner(OfflineAgent):
             if self._cuda_rng is not None:
                 torch_state["rng.cuda"] = self._cuda_rng
             ckpt.save_tensor_state(torch_state, staging / OPTIMIZER_FILE)
-            ckpt.write_json(staging / STATE_FILE, {
-                "num_updates": self.num_updates,
-                "index_rng": self.index_rng.bit_generator.state,
-            })
+            ckpt.write_json(staging / STATE_FILE, {"num_updates": self.num_updates})
 
     def checkpoint_networks(self) -> dict[str, nn.Module]:
         """Modules a checkpoint holds: the trained ones, plus any a subclass selects."""
@@ -386,7 +405,6 @@ class OfflineLearner(OfflineAgent):
         agent._cuda_rng = torch_state.get("rng.cuda")
         state = ckpt.read_json(directory / STATE_FILE)
         agent.num_updates = int(state["num_updates"])
-        agent.index_rng.bit_generator.state = state["index_rng"]
         return agent
 
 

@@ -352,7 +352,7 @@ def test_decision_transformer_windows(datasets: dict[str, ArrayTransitions]) -> 
         assert agent._returns_to_go[begin] == pytest.approx(rewards[begin:end].sum())
     assert agent.target_return == pytest.approx(max(
         rewards[b:e].sum() for b, e in zip(bounds[:-1], bounds[1:], strict=True)))
-    batch = agent._trajectory_batch(data)
+    batch = agent._trajectory_batch(agent.read_windows(data, update=0))
     masks = batch.masks.numpy()
     assert masks.shape == (agent.batch_size, 4)
     # Padding only on the left, and timesteps count from each episode's start.
