@@ -16,7 +16,6 @@ from gengap.offline.bc import BCAgent, BCConfig
 from gengap.offline.d3rlpy_agents import (
     BCQAgentConfig,
     CQLAgentConfig,
-    D3rlpyAgent,
     DTAgentConfig,
     IQLAgentConfig,
     TD3PlusBCAgentConfig,
@@ -31,7 +30,6 @@ __all__ = [
     "BCConfig",
     "BCQAgentConfig",
     "CQLAgentConfig",
-    "D3rlpyAgent",
     "DTAgentConfig",
     "IQLAgentConfig",
     "TD3PlusBCAgentConfig",
