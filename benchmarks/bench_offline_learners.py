@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-updates", type=int, default=None,
                         help="updates per learner in the memory runs (default: 20; 3 quick)")
     parser.add_argument("--algos", default="bc,cql,bcq,dt",
-                        help="learners in the memory runs (default: bc,cql,bcq,dt)")
+                        help="learners in the memory runs, comma-separated; empty skips them "
+                        "(default: bc,cql,bcq,dt)")
     args = parser.parse_args(argv)
     transitions = args.transitions or (50_000 if args.quick else 1_000_000)
     updates = args.updates or (2 if args.quick else 5)
@@ -190,11 +191,14 @@ def main(argv: list[str] | None = None) -> None:
             table.add_row(label, f"{value:,.0f}", f"{value / base:.2f}x", target)
         console.print(table)
 
+        algos = [algo for algo in args.algos.split(",") if algo]
+        if not algos:
+            return
         table = Table(title=f"peak resident memory, {store.num_transitions:,} transitions "
                             f"({store.num_transitions * 64 * 64 * 3 / GB:.1f} GB raw frames)")
         for column in ("learner", "peak RSS (GB)", "updates/s", "target"):
             table.add_column(column)
-        for algo in args.algos.split(","):
+        for algo in algos:
             result = child_peak_rss(algo, Path(path), memory_updates)
             target = "<= 8 GB" if algo == "bc" else "< 16 GB"
             table.add_row(algo, f"{result['peak_rss_gb']:.2f}", f"{result['updates_per_s']:.2f}",

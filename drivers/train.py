@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from gengap.agents import Agent, AgentConfig, OnlineAgent, resolve_device
 from gengap.agents.base import Hook
+from gengap.drivers.offline import OfflineTrainer, open_datasets
 from gengap.envs import Split, make
 from gengap.envs.errors import InputError, InputFileExistsError
 from gengap.eval.evaluate import EpisodeRecord, evaluate, mean_scores
@@ -566,9 +567,13 @@ def run_experiment(
                 f"run folder {str(folder.path)!r} already holds a run; resume it with "
                 f"`gengap train --resume {folder.path}` or choose another --out/--name"
             )
+    # An offline run's data is checked before anything is written (missing, damaged, for
+    # another env, holding held-out levels, or not fitting the algorithm: one InputError).
+    datasets = open_datasets(config, config.resolved_split()) if config.offline else None
     with folder.lock():
-        run = prepare_run(config, folder, resume=resume)
-        trainer = OnlineTrainer(run)
+        run = prepare_run(config, folder, resume=resume,
+                          kind="offline" if config.offline else "online")
+        trainer: Trainer = OfflineTrainer(run, datasets) if config.offline else OnlineTrainer(run)
         try:
             agent = train(run, trainer, quiet=quiet)
         finally:

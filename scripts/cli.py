@@ -120,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="drop held-out levels that duplicate a training level (leakage check) first",
     )
+    train.add_argument(
+        "--dataset",
+        metavar="PATH",
+        help="offline run: learn from this dataset (with an offline --algo: bc, cql, bcq, dt, "
+        "iql, td3bc; --env defaults to the dataset's) instead of playing the env (default: none)",
+    )
+    train.add_argument(
+        "--updates",
+        dest="num_updates",
+        type=_positive_int("--updates"),
+        help="gradient updates of an offline run (required with --dataset; default: none)",
+    )
+    train.add_argument(
+        "--validation-dataset",
+        metavar="PATH",
+        help="offline run: transitions from the split's validation levels, for checkpoint "
+        "selection and early stopping (bc) (default: none)",
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
 
     ev = sub.add_parser("eval", help="evaluate a trained run on a part of its split")

@@ -68,6 +68,17 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_env(path: str) -> str:
+    """The env id an offline dataset was collected on (its card), for ``--dataset`` alone."""
+    from gengap.envs.errors import InputError
+    from gengap.offline.dataset import Dataset
+
+    env_id = Dataset.open(path).env_id
+    if env_id is None:
+        raise InputError(f"dataset {path!r} does not name its env; give --env ID")
+    return env_id
+
+
 def _experiment_from_args(args: argparse.Namespace) -> Any:
     from gengap.eval.runs import ExperimentConfig
 
@@ -89,12 +100,17 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
         "out_dir",
         "name",
         "exclude_leaked_levels",
+        "dataset",
+        "num_updates",
+        "validation_dataset",
     ):
         value = getattr(args, key)
         if value is not None:
             data[key] = value
     if args.agent:
         data["agent"] = {**data.get("agent", {}), **dict(args.agent)}
+    if "env_id" not in data and data.get("dataset"):
+        data["env_id"] = _dataset_env(str(data["dataset"]))
     if "env_id" not in data:
         raise ValueError(
             "train needs an environment: give --env ID or an experiment file with env_id"
