@@ -74,11 +74,20 @@ class ArmConfig:
         env_kwargs: Env options of this arm (e.g. ``{"obs_mode": "pixels"}``), over the
             study's ``env_kwargs``.
         agent: Agent overrides of this arm, over the study's ``agent``.
+        algo: This arm's algorithm (default: the study's), e.g. ``"bc"`` beside ``"ppo"``.
+        dataset: An offline arm: the dataset its learner trains on (``algo`` must then be
+            an offline learner), so a study compares online and offline agents.
+        num_updates: Gradient updates of an offline arm.
+        validation_dataset: Validation-level transitions for an offline arm (``bc``).
     """
 
     name: str
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: dict[str, Any] = field(default_factory=dict)
+    algo: str | None = None
+    dataset: str | None = None
+    num_updates: int | None = None
+    validation_dataset: str | None = None
 
     def __post_init__(self) -> None:
         _name_ok("arm name", self.name)
@@ -170,7 +179,8 @@ class StudyConfig:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         if self.score not in _SCORES:
             raise ValueError(f"score must be one of {_SCORES}, got {self.score!r}")
-        split = self.experiments()[0].resolved_split()
+        experiments = self.experiments()  # every arm's config is checked here
+        split = experiments[0].resolved_split()
         for evaluation in self.evaluations:
             try:
                 split.levels(evaluation.part)
@@ -193,14 +203,18 @@ class StudyConfig:
         return [
             ExperimentConfig(
                 env_id=self.env_id,
-                algo=self.algo,
+                algo=arm.algo or self.algo,
                 total_timesteps=self.total_timesteps,
+                dataset=arm.dataset,
+                num_updates=arm.num_updates,
+                validation_dataset=arm.validation_dataset,
                 num_envs=self.num_envs,
                 seed=seed,
                 split=self.split,
                 env_kwargs={**self.env_kwargs, **arm.env_kwargs},
                 agent={**self.agent, **arm.agent},
-                eval_every=self.total_timesteps,  # one curve point: the study's table is the end
+                # one curve point: the study's table is the end
+                eval_every=arm.num_updates or self.total_timesteps,
                 eval_episodes=min(20, self.eval_episodes),
                 final_eval_episodes=self.eval_episodes,
                 final_eval_parts=("train", "test"),
@@ -235,7 +249,13 @@ def load_study(path: str | Path) -> StudyConfig:
     if not path.is_file():
         raise FileNotFoundError(f"study file {str(path)!r} does not exist")
     with path.open("rb") as handle:
-        return StudyConfig.from_dict(tomllib.load(handle))
+        study = StudyConfig.from_dict(tomllib.load(handle))
+    for experiment in study.experiments():  # offline arms' data, before any training
+        if experiment.offline:
+            from gengap.drivers.offline import open_datasets
+
+            open_datasets(experiment, experiment.resolved_split())
+    return study
 
 
 @dataclass(frozen=True)

@@ -131,3 +131,41 @@ def test_dataset_with_another_observation_space_is_refused(tmp_path: Path) -> No
                               out_dir=str(tmp_path))
     with pytest.raises(InputError, match=r"holds observations Dict\('goal'.* the env gives"):
         open_datasets(config, config.resolved_split())
+
+
+def test_study_compares_online_and_offline_arms(tmp_path: Path, data: dict[str, Path]) -> None:
+    from gengap.drivers.study import StudyConfig, load_study, run_study
+
+    study = {
+        "name": "online-vs-offline", "env_id": ENV_ID, "seeds": [0], "split": SPLIT.to_dict(),
+        "total_timesteps": 128, "num_envs": 2, "eval_episodes": 4, "workers": 1,
+        "reps": 100, "out_dir": str(tmp_path / "study"),
+        "agent": {"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+        "arms": [
+            {"name": "ppo"},
+            {"name": "bc", "algo": "bc", "dataset": str(data["train"]), "num_updates": 3,
+             "agent": {"batch_size": 16}},
+        ],
+        "evaluations": [{"name": "held-out", "part": "test"}],
+    }
+    with pytest.raises(ValueError, match="unknown key in bc config .n_steps."):
+        StudyConfig.from_dict(study)  # the study's PPO overrides reach the BC arm
+    study["agent"] = {}
+    study["arms"][0]["agent"] = {"n_steps": 64, "batch_size": 64, "n_epochs": 1}
+    result = run_study(StudyConfig.from_dict(study))
+    assert [row.arm for row in result.rows] == ["ppo", "bc"]
+    assert all(row.runs == 1 and row.episodes == 4 for row in result.rows)
+    store = ResultsStore(tmp_path / "study" / "gengap.sqlite")
+    kinds = {r["algo"]: r["kind"] for r in store.list_runs()}
+    assert kinds == {"ppo": "online", "bc": "offline"}
+    leaky = {**study, "out_dir": str(tmp_path / "leaky")}
+    leaky["arms"] = [{**study["arms"][1], "dataset": str(data["held-out"])}]
+    leaky["split"] = Split(train=LevelSet.range(0, 4), test=LevelSet.range(10_000, 10),
+                           name="tiny").to_dict()
+    path = tmp_path / "leaky.toml"
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(leaky))
+    with pytest.raises(InputError, match="holds out from train"):
+        load_study(path)  # refused before any run
+    assert not (tmp_path / "leaky").exists()
