@@ -417,6 +417,7 @@ class _Progress:
         self.total, self.unit, self.enabled = total, unit, enabled
         self.start = time.perf_counter()
         self.last_line = self.start
+        self.frames_before: int | None = None
         self.bar: Any = None
         if enabled and sys.stderr.isatty():
             from rich.console import Console
@@ -432,6 +433,12 @@ class _Progress:
             )
             self.task = self.bar.add_task("collect", total=total, fps=0.0)
             self.bar.start()
+
+    def begin(self) -> None:
+        """Start the clock (after the env is built: frames/s measures collection only)."""
+        if self.frames_before is None:
+            self.start = self.last_line = time.perf_counter()
+            self.frames_before = 0
 
     def update(self, done: int, frames: int, final: bool = False) -> None:
         if not self.enabled:
@@ -649,6 +656,7 @@ def _roll_out(
     obs, infos = env.reset(seed=seed)
     num_envs = env.num_envs
     policy.start(env, rng)
+    bar.begin()
     buffers = [
         _EpisodeBuffer(
             _take(obs, i),

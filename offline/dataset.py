@@ -40,6 +40,7 @@ when complete, so a collection killed at any point leaves either a whole dataset
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -48,10 +49,10 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium
 import numpy as np
@@ -191,6 +192,27 @@ def is_image_field(shape: Sequence[int], dtype: np.dtype) -> bool:
     """Whether a field is an HxWxC uint8 image (what Minari would JPEG-encode, and what
     d3rlpy needs channel-first)."""
     return dtype == np.uint8 and len(shape) == 3 and shape[-1] in (1, 3, 4) and shape[0] >= 8
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _absolute_minari_path(function: F) -> F:
+    """Minari 0.5.3 joins a relative MINARI_DATASETS_PATH onto itself when it writes; hand it
+    the absolute path while ``function`` runs."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        saved = os.environ.get("MINARI_DATASETS_PATH")
+        if saved:
+            os.environ["MINARI_DATASETS_PATH"] = str(Path(saved).resolve())
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if saved is not None:
+                os.environ["MINARI_DATASETS_PATH"] = saved
+
+    return wrapper  # type: ignore[return-value]
 
 
 # -- codecs -----------------------------------------------------------------------------------
@@ -964,6 +986,7 @@ class Dataset:
         """Observation fields that are HxWxC uint8 images."""
         return [key for key, field in self._obs.items() if is_image_field(field.shape, field.dtype)]
 
+    @_absolute_minari_path
     def to_minari(self, dataset_id: str, *, author: str = "gengap") -> Any:
         """Export to a Minari dataset (arrow backend, lossless) and return it.
 
@@ -1108,6 +1131,8 @@ def _check_files(root: Path, files: Mapping[str, Mapping[str, Any]], *, checksum
 
 
 # -- Minari -----------------------------------------------------------------------------------
+
+
 def _minari_space(space: gymnasium.Space[Any], images: set[str]) -> gymnasium.Space[Any]:
     def chw(box: spaces.Box) -> spaces.Box:
         return spaces.Box(
@@ -1148,6 +1173,7 @@ def _from_chw(observations: Any, images: set[str]) -> Any:
     )
 
 
+@_absolute_minari_path
 def from_minari(
     dataset_id: str,
     path: str | Path,
