@@ -15,9 +15,10 @@ learners add their own, e.g. BC and d3rlpy training, to the same file):
    materializing the whole slice in RAM as a d3rlpy dataset (``Dataset.to_d3rlpy``).
    Target: opening for training at least as fast as ``get_minari``.
 4. ``read``: random minibatches (256 transitions, obs + next_obs) per second from the
-   store (chunk decompression) vs fancy indexing into frames held in RAM (a slice that
-   fits), and the peak resident memory of a fresh process streaming minibatches from the
-   full dataset (the store never needs every frame in RAM).
+   store, drawn by ``Dataset.sample_indices`` (a pool of decompressed chunks, like a
+   shuffle buffer) and uniformly (one chunk decompressed per sample), vs fancy indexing
+   into frames held in RAM (a slice that fits); and the peak resident memory (VmHWM) of a
+   fresh process streaming minibatches from the full dataset.
 
 Run: ``gengap bench offline`` or ``python benchmarks/bench_offline.py [--transitions N]
 [--quick]``. The full figure uses 1M transitions (about 5-10 minutes on 2 cores).
@@ -346,15 +347,32 @@ import sys, time, numpy as np
 from gengap.offline.dataset import Dataset
 dataset = Dataset.open(sys.argv[1])
 rng = np.random.default_rng(0)
-batches = int(sys.argv[2])
+batches, mode = int(sys.argv[2]), sys.argv[3]
+def indices():
+    if mode == "pool":
+        return dataset.sample_indices(256, rng)
+    return rng.integers(0, dataset.num_transitions, 256)
+dataset.transitions(indices())
 start = time.perf_counter()
 for _ in range(batches):
-    dataset.transitions(rng.integers(0, dataset.num_transitions, 256))
+    dataset.transitions(indices())
 seconds = time.perf_counter() - start
 # VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's peak across exec
 peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(batches * 256 / seconds, peak * 1024)
 """
+
+
+def _stream(path: Path, batches: int, mode: str) -> tuple[float, float]:
+    output = subprocess.run(
+        [sys.executable, "-c", _STREAM_RSS, str(path), str(batches), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    )
+    rate, peak = (float(v) for v in output.stdout.split()[-2:])
+    return rate, peak
 
 
 def section_read(ctx: Context) -> list[Row]:
@@ -363,10 +381,18 @@ def section_read(ctx: Context) -> list[Row]:
     sliced = _write_slice(ctx)
     rng = np.random.default_rng(0)
     batches = 100
-    start = time.perf_counter()
-    for _ in range(batches):
-        sliced.transitions(rng.integers(0, sliced.num_transitions, BATCH))
-    store_rate = batches * BATCH / (time.perf_counter() - start)
+    rates = {}
+    for mode in ("uniform", "pool"):
+        draw = (
+            (lambda: sliced.sample_indices(BATCH, rng))
+            if mode == "pool"
+            else (lambda: rng.integers(0, sliced.num_transitions, BATCH))
+        )
+        sliced.transitions(draw())
+        start = time.perf_counter()
+        for _ in range(batches):
+            sliced.transitions(draw())
+        rates[mode] = batches * BATCH / (time.perf_counter() - start)
     in_memory = sliced.transitions(np.arange(sliced.num_transitions))
     frames, next_frames = in_memory["obs"], in_memory["next_obs"]
     start = time.perf_counter()
@@ -376,37 +402,51 @@ def section_read(ctx: Context) -> list[Row]:
     memory_rate = batches * BATCH / (time.perf_counter() - start)
     del in_memory, frames, next_frames
     full = Dataset.open(ctx.dataset_path)
-    output = subprocess.run(
-        [sys.executable, "-c", _STREAM_RSS, str(ctx.dataset_path), "200"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=os.environ.copy(),
-    )
-    full_rate, peak_rss = (float(v) for v in output.stdout.split()[-2:])
+    full_uniform, rss_uniform = _stream(ctx.dataset_path, 30, "uniform")
+    full_pool, rss_pool = _stream(ctx.dataset_path, 300, "pool")
     raw = (full.num_transitions + full.num_episodes) * 64 * 64 * 3
     ctx.results["read"] = {
-        "store_samples_per_s": store_rate,
+        "slice_uniform_samples_per_s": rates["uniform"],
+        "slice_pool_samples_per_s": rates["pool"],
         "in_memory_samples_per_s": memory_rate,
-        "full_store_samples_per_s": full_rate,
-        "stream_peak_rss": peak_rss,
+        "full_uniform_samples_per_s": full_uniform,
+        "full_pool_samples_per_s": full_pool,
+        "full_uniform_peak_rss": rss_uniform,
+        "full_pool_peak_rss": rss_pool,
     }
+    n = f"{sliced.num_transitions:,}"
     return [
         Row(
             "read",
-            f"random minibatches of {BATCH} (obs + next_obs), {sliced.num_transitions:,}-slice",
-            f"{store_rate:,.0f} samples/s",
-            f"frames held in RAM: {memory_rate:,.0f} samples/s",
+            f"minibatches of {BATCH} (obs + next_obs), {n}-slice, sample_indices",
+            f"{rates['pool']:,.0f} samples/s",
+            f"frames held in RAM: {memory_rate:,.0f}/s",
             "",
-            f"{store_rate / memory_rate:.2f}x of in-RAM",
+            f"{rates['pool'] / memory_rate:.2f}x of in-RAM",
         ),
         Row(
             "read",
-            f"same from the full {full.num_transitions:,} in a fresh process",
-            f"{full_rate:,.0f} samples/s",
-            f"peak RSS {peak_rss / 2**30:.2f} GiB",
+            f"same, uniform random indices (a chunk per sample), {n}-slice",
+            f"{rates['uniform']:,.0f} samples/s",
+            f"frames held in RAM: {memory_rate:,.0f}/s",
+            "",
+            f"{rates['uniform'] / memory_rate:.2f}x of in-RAM",
+        ),
+        Row(
+            "read",
+            f"full {full.num_transitions:,}, fresh process, sample_indices",
+            f"{full_pool:,.0f} samples/s",
+            f"peak RSS {rss_pool / 2**30:.2f} GiB",
             "<= 8 GB while training",
             f"raw frames would be {raw / 2**30:.1f} GiB",
+        ),
+        Row(
+            "read",
+            f"full {full.num_transitions:,}, fresh process, uniform indices",
+            f"{full_uniform:,.0f} samples/s",
+            f"peak RSS {rss_uniform / 2**30:.2f} GiB",
+            "<= 8 GB while training",
+            "",
         ),
     ]
 

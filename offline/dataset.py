@@ -18,17 +18,21 @@ Format (one folder)::
 A Box observation is the field ``obs``; a Dict observation one field per key
 (``obs/<key>``; Box and Discrete subspaces).
 
-Why this store and not native Minari (measured by ``benchmarks/bench_offline.py``): Minari
-0.5.3 writes uint8 HxWx3 images as lossy JPEG in both backends; the lossless route (arrow,
-channel-first, so Minari does not see an image) stores raw pixels, 12.3 GB per 1M Procgen
-frames, six times the 2 GB ceiling. ``d3rlpy.datasets.get_minari`` then decodes every
-episode into RAM. Chunked zstd (level 3, from pyarrow, already a dependency of the offline
-extra) across consecutive frames compresses Procgen below gen_dgrl's one
-``np.savez_compressed`` file per episode, while a chunk of 64 frames still decompresses in
-~0.3 ms, so random minibatches are read chunk by chunk (an LRU cache keeps recent chunks)
-and nothing requires all frames in RAM. Small per-step fields stay raw and memory-mapped.
-Minari (arrow, CHW, lossless) and d3rlpy are export/import targets: :meth:`Dataset.to_minari`,
-:func:`from_minari`, :meth:`Dataset.to_d3rlpy`.
+Why this store and not native Minari (``benchmarks/bench_offline.py``, 1M transitions of
+Procgen chaser under a random policy, one run): Minari 0.5.3 writes uint8 HxWx3 images as
+lossy JPEG in both backends (hdf5: 2.5 GB per 1M frames, and the pixels are gone); its
+lossless route (arrow, channel-first, so Minari does not see an image) stores raw pixels:
+12.4 GB per 1M, six times the 2 GB ceiling, and ``d3rlpy.datasets.get_minari`` decodes
+all of it into RAM. Zstd (level 3, from pyarrow, already a dependency of the offline extra)
+over chunks of 64 consecutive frames exploits how little a frame changes from the last:
+184 MB per 1M, 0.77x of gen_dgrl's one ``np.savez_compressed`` file per episode on the
+same episodes (238 MB). The price is random access: a row costs its chunk's
+decompression (~0.3 ms), so reads go through a bounded LRU cache of decompressed chunks
+and :meth:`Dataset.sample_indices` draws training minibatches from a pool of resident
+chunks (a shuffle buffer) instead of one chunk per sample. Small per-step fields stay raw
+and memory-mapped; nothing ever needs every frame in RAM. Minari (arrow, CHW, lossless)
+and d3rlpy are export/import targets: :meth:`Dataset.to_minari`, :func:`from_minari`,
+:meth:`Dataset.to_d3rlpy`.
 
 Integrity: the card lists every file with its size and sha256. Opening a dataset always
 checks that every file is there with its recorded size (a truncated file is refused with
@@ -630,11 +634,13 @@ def _return_stats(episodes: list[EpisodeStats]) -> dict[str, Any]:
 
 # -- reading ----------------------------------------------------------------------------------
 class _ChunkedField:
-    """Random row access to a zstd-chunked field, with an LRU cache of decompressed chunks."""
+    """Random row access to a zstd-chunked field through an LRU cache of decompressed chunks.
 
-    def __init__(
-        self, root: Path, layout: Mapping[str, Any], cache_bytes: int, lock: Any = None
-    ) -> None:
+    The cache is one preallocated array of chunk slots, so a minibatch is gathered with a
+    single fancy index over ``(slot, row in chunk)`` whatever chunks it spans.
+    """
+
+    def __init__(self, root: Path, layout: Mapping[str, Any], cache_bytes: int) -> None:
         self.path = root / layout["file"]
         self.shape = tuple(layout["shape"])
         self.dtype = np.dtype(layout["dtype"])
@@ -642,51 +648,61 @@ class _ChunkedField:
         self.chunk_rows = int(layout["chunk_rows"])
         self.row_bytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         self.offsets = np.fromfile(root / layout["offsets"], dtype=np.int64)
-        expected_chunks = -(-self.rows // self.chunk_rows)
-        if len(self.offsets) != expected_chunks + 1:
+        num_chunks = -(-self.rows // self.chunk_rows)
+        if len(self.offsets) != num_chunks + 1:
             raise InputError(
                 f"dataset file {layout['offsets']} lists {len(self.offsets) - 1} chunks, the "
-                f"card expects {expected_chunks}; the dataset is corrupted"
+                f"card expects {num_chunks}; the dataset is corrupted"
             )
         self.data = np.memmap(self.path, dtype=np.uint8, mode="r")
-        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self.cache_chunks = max(1, cache_bytes // max(self.row_bytes * self.chunk_rows, 1))
+        chunk_bytes = max(self.row_bytes * self.chunk_rows, 1)
+        self.cache_chunks = max(2, min(num_chunks, cache_bytes // chunk_bytes))
+        # np.empty reserves address space only; pages are used as slots fill
+        self.slots = np.empty((self.cache_chunks, self.chunk_rows, *self.shape), self.dtype)
+        self.lru: OrderedDict[int, int] = OrderedDict()  # chunk id -> slot, oldest first
         self._codec = _zstd()
         self.name = layout["file"]
 
-    def chunk(self, index: int) -> np.ndarray:
-        cached = self.cache.get(index)
-        if cached is not None:
-            self.cache.move_to_end(index)
-            return cached
+    def _load(self, index: int, slot: int) -> None:
         rows = min(self.chunk_rows, self.rows - index * self.chunk_rows)
         blob = self.data[self.offsets[index] : self.offsets[index + 1]]
         try:
             raw = self._codec.decompress(
-                blob.data, decompressed_size=rows * self.row_bytes, asbytes=True
+                blob.data, decompressed_size=rows * self.row_bytes, asbytes=False
             )
         except Exception as error:  # pyarrow raises OSError/ArrowException on bad data
             raise InputError(
                 f"dataset file {self.name} is corrupted (chunk {index} does not decompress: "
                 f"{str(error).splitlines()[0]}); run `gengap dataset verify`"
             ) from None
-        array = np.frombuffer(raw, dtype=self.dtype).reshape(rows, *self.shape)
-        self.cache[index] = array
-        if len(self.cache) > self.cache_chunks:
-            self.cache.popitem(last=False)
-        return array
+        self.slots[slot, :rows] = np.frombuffer(raw, dtype=self.dtype).reshape(rows, *self.shape)
+
+    def _slot(self, index: int, pinned: set[int]) -> int:
+        slot = self.lru.get(index)
+        if slot is not None:
+            self.lru.move_to_end(index)
+            return slot
+        if len(self.lru) < self.cache_chunks:
+            slot = len(self.lru)
+        else:  # evict the least recently used chunk this call does not need
+            victim = next(c for c in self.lru if c not in pinned)
+            slot = self.lru.pop(victim)
+        self._load(index, slot)
+        self.lru[index] = slot
+        return slot
 
     def take(self, rows: np.ndarray) -> np.ndarray:
+        chunk_ids, within = np.divmod(rows, self.chunk_rows)
+        unique, inverse = np.unique(chunk_ids, return_inverse=True)
         out = np.empty((len(rows), *self.shape), dtype=self.dtype)
-        chunk_ids = rows // self.chunk_rows
-        order = np.argsort(chunk_ids, kind="stable")
-        sorted_ids = chunk_ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts, ends, strict=True):
-            chunk_id = int(sorted_ids[start])
-            picks = order[start:end]
-            out[picks] = self.chunk(chunk_id)[rows[picks] - chunk_id * self.chunk_rows]
+        # more chunks than cache slots: gather in parts that fit
+        step = self.cache_chunks
+        for start in range(0, len(unique), step):
+            part = unique[start : start + step]
+            pinned = {int(c) for c in part}
+            slots = np.fromiter((self._slot(int(c), pinned) for c in part), np.int64, len(part))
+            picks = (inverse >= start) & (inverse < start + len(part))
+            out[picks] = self.slots[slots[inverse[picks] - start], within[picks]]
         return out
 
     def slice(self, start: int, stop: int) -> np.ndarray:
@@ -770,6 +786,9 @@ class Dataset:
                 f"dataset {str(path)!r} is inconsistent with its card (episode or row counts "
                 "differ); it is corrupted"
             )
+        # first observation row of every episode (rows hold T + 1 observations per episode)
+        self._row_starts = self._bounds[:-1] + np.arange(num_episodes, dtype=np.int64)
+        self._pool: np.ndarray | None = None
         self._combinations: list[list[tuple[Any, ...]]] | None = None
         if (path / "episodes/combinations.json").is_file():
             raw = json.loads((path / "episodes/combinations.json").read_text(encoding="utf-8"))
@@ -842,6 +861,50 @@ class Dataset:
     def episode_combinations(self) -> list[list[tuple[Any, ...]]] | None:
         """The combinations each episode's mission named, or None (no combination axis)."""
         return None if self._combinations is None else [list(c) for c in self._combinations]
+
+    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """Transition indices for one training minibatch, drawn so that reading them is fast.
+
+        Random rows of a compressed store each cost a whole chunk's decompression, so this
+        samples like a shuffle buffer: uniformly from a pool of chunks kept decompressed
+        (half the read cache), replacing ``ceil(batch_size / chunk_rows)`` pool chunks by
+        uniformly drawn ones at every call. Every transition is equally likely in the long
+        run, and consecutive minibatches share most of their pool. Without compressed
+        fields this is plain uniform sampling. Learners that choose their own indices can
+        use :meth:`transitions` directly (uniform random indices read ~20-50x slower).
+
+        Args:
+            batch_size: Number of indices.
+            rng: The generator to draw with (the pool is drawn from it too).
+
+        Returns:
+            ``int64`` transition indices, shape ``(batch_size,)``.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        chunked = [f for f in self._obs.values() if isinstance(f, _ChunkedField)]
+        if not chunked:
+            return rng.integers(0, self.num_transitions, batch_size, dtype=np.int64)
+        field = chunked[0]
+        num_chunks = len(field.offsets) - 1
+        pool_size = max(1, min(num_chunks, field.cache_chunks // 2))
+        refresh = min(pool_size, -(-batch_size // field.chunk_rows))
+        if self._pool is None or len(self._pool) != pool_size:
+            self._pool = rng.choice(num_chunks, pool_size, replace=False).astype(np.int64)
+        else:
+            slots = rng.choice(pool_size, refresh, replace=False)
+            self._pool[slots] = rng.integers(0, num_chunks, refresh)
+        picks = np.empty(0, dtype=np.int64)
+        while len(picks) < batch_size:
+            needed = 2 * (batch_size - len(picks)) + 8
+            rows = self._pool[rng.integers(0, pool_size, needed)] * field.chunk_rows
+            rows = rows + rng.integers(0, field.chunk_rows, needed)
+            episodes = np.searchsorted(self._row_starts, rows, side="right") - 1
+            transitions = rows - episodes
+            # rows past the data, or an episode's final observation, start no transition
+            valid = (rows < field.rows) & (transitions < self._bounds[episodes + 1])
+            picks = np.concatenate([picks, transitions[valid]])
+        return picks[:batch_size]
 
     def transitions(self, indices: np.ndarray) -> dict[str, Any]:
         """Transitions ``indices`` as batched arrays (see ``TransitionSource``).

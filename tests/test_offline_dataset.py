@@ -316,3 +316,29 @@ def test_a_writer_killed_with_sigkill_leaves_no_dataset(tmp_path):
     _write(target, _procgen_episodes(1))
     assert not list(tmp_path.glob(".ds.tmp-*"))
     assert json.loads((target / "card.json").read_text())["num_episodes"] == 1
+
+
+def test_sample_indices_reads_fast_and_covers_every_transition_evenly(tmp_path, procgen_episodes):
+    frame_bytes = 64 * 64 * 3
+    # a cache of 16 chunks of 8 frames: a pool of 8 chunks out of ~50
+    dataset = _write(tmp_path / "ds", procgen_episodes, chunk_rows=8)
+    dataset = Dataset.open(tmp_path / "ds", cache_bytes=16 * 8 * frame_bytes)
+    rng = np.random.default_rng(0)
+    counts = np.zeros(dataset.num_transitions)
+    for _ in range(400):
+        indices = dataset.sample_indices(32, rng)
+        assert indices.shape == (32,) and indices.dtype == np.int64
+        counts += np.bincount(indices, minlength=dataset.num_transitions)
+    assert counts.min() > 0  # every transition, final steps of episodes included
+    expected = counts.sum() / dataset.num_transitions
+    assert np.abs(counts.mean() - expected) < 1e-9 and counts.std() / expected < 0.35
+    batch = dataset.transitions(dataset.sample_indices(64, rng))
+    assert batch["obs"].shape == (64, 64, 64, 3)
+    # a read spanning more chunks than the cache holds is gathered in parts, exactly
+    everything = dataset.transitions(np.arange(dataset.num_transitions)[::-1])
+    expected_obs = np.concatenate([e["obs"][:-1] for e in procgen_episodes])[::-1]
+    assert np.array_equal(everything["obs"], expected_obs)
+    raw = Dataset.open(_write(tmp_path / "raw", procgen_episodes, codec="none").path)
+    assert raw.sample_indices(5, np.random.default_rng(1)).max() < raw.num_transitions
+    with pytest.raises(InputError, match="batch_size must be a positive integer"):
+        dataset.sample_indices(0, rng)
