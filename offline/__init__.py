@@ -5,6 +5,7 @@
 rolling a policy out on a split's training levels.
 """
 
-from gengap.offline.dataset import Dataset, DatasetWriter, from_minari
+from gengap.offline.dataset import Dataset, DatasetWriter
+from gengap.offline.interop import from_minari
 
 __all__ = ["Dataset", "DatasetWriter", "from_minari"]

@@ -59,6 +59,26 @@ def test_collection_by_episodes_with_an_epsilon_bot_on_compositional_babyai(tmp_
     dataset.check_split(mixed_split("BabyAI-GoToLocal-v0"))
 
 
+def test_shapes_world_episodes_record_their_goal_combination(tmp_path):
+    from gengap.envs import env_info
+    from gengap.envs.combinations import combinatorial_split
+
+    shapes = "gengap/shapes-objectgoal-v0"
+    collect(shapes, make_policy("random"), tmp_path / "shapes", num_episodes=4, num_envs=2)
+    dataset = Dataset.open(tmp_path / "shapes")
+    combinations = dataset.episode_combinations()
+    assert combinations is not None and all(len(goal) == 1 for goal in combinations)
+    default = env_info(shapes).default_split
+    dataset.check_split(default)  # training episodes never show a held-out goal
+    axis = default.combinations
+    assert axis is not None
+    seen = combinations[0][0]
+    levels = Split(train=default.train, test=default.test, validation=default.validation)
+    other = combinatorial_split(axis.factors, [seen], levels=levels, name="holds-it-out")
+    with pytest.raises(InputError, match=f"held-out combinations {'-'.join(seen)}"):
+        dataset.check_split(other)
+
+
 def test_collect_refuses_bad_input(tmp_path):
     with pytest.raises(InputError, match="unknown policy 'rnadom'; did you mean 'random'"):
         make_policy("rnadom")

@@ -18,7 +18,8 @@ from gengap.agents.base import TransitionSource
 from gengap.envs import LevelSet, Split, make
 from gengap.envs.babyai import mixed_split
 from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
-from gengap.offline.dataset import Dataset, DatasetWriter, from_minari
+from gengap.offline.dataset import Dataset, DatasetWriter
+from gengap.offline.interop import from_minari
 
 CHASER = "gengap/procgen-chaser-v0"
 GOTO = "gengap/babyai-gotolocal-compositional-v0"
