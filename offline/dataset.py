@@ -650,7 +650,7 @@ class _ChunkedField:
         self._codec = _zstd()
         self.name = layout["file"]
 
-    def _load(self, index: int, slot: int) -> None:
+    def _decompress(self, index: int) -> np.ndarray:
         rows = min(self.chunk_rows, self.rows - index * self.chunk_rows)
         blob = self.data[self.offsets[index] : self.offsets[index + 1]]
         try:
@@ -662,7 +662,11 @@ class _ChunkedField:
                 f"dataset file {self.name} is corrupted (chunk {index} does not decompress: "
                 f"{str(error).splitlines()[0]}); run `gengap dataset verify`"
             ) from None
-        self.slots[slot, :rows] = np.frombuffer(raw, dtype=self.dtype).reshape(rows, *self.shape)
+        return np.frombuffer(raw, dtype=self.dtype).reshape(rows, *self.shape)
+
+    def _load(self, index: int, slot: int) -> None:
+        chunk = self._decompress(index)
+        self.slots[slot, : len(chunk)] = chunk
 
     def _slot(self, index: int, pinned: set[int]) -> int:
         slot = self.lru.get(index)
@@ -681,15 +685,24 @@ class _ChunkedField:
     def take(self, rows: np.ndarray) -> np.ndarray:
         chunk_ids, within = np.divmod(rows, self.chunk_rows)
         unique, inverse = np.unique(chunk_ids, return_inverse=True)
+        if len(unique) > self.cache_chunks:
+            return self._stream(rows, chunk_ids)
+        pinned = {int(c) for c in unique}
+        slots = np.fromiter((self._slot(int(c), pinned) for c in unique), np.int64, len(unique))
+        return self.slots[slots[inverse], within]
+
+    def _stream(self, rows: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+        """A read spanning more chunks than the cache holds (whole episodes, exports):
+        chunk by chunk, straight into the output, leaving the cache alone."""
         out = np.empty((len(rows), *self.shape), dtype=self.dtype)
-        # more chunks than cache slots: gather in parts that fit
-        step = self.cache_chunks
-        for start in range(0, len(unique), step):
-            part = unique[start : start + step]
-            pinned = {int(c) for c in part}
-            slots = np.fromiter((self._slot(int(c), pinned) for c in part), np.int64, len(part))
-            picks = (inverse >= start) & (inverse < start + len(part))
-            out[picks] = self.slots[slots[inverse[picks] - start], within[picks]]
+        order = np.argsort(chunk_ids, kind="stable")
+        sorted_ids = chunk_ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for start, end in zip(starts, ends, strict=True):
+            index = int(sorted_ids[start])
+            picks = order[start:end]
+            out[picks] = self._decompress(index)[rows[picks] - index * self.chunk_rows]
         return out
 
     def slice(self, start: int, stop: int) -> np.ndarray:
