@@ -48,14 +48,10 @@ PROCGEN_ID = "gengap/procgen-coinrun-v0"
 # Tiny budgets per algorithm; a new online algorithm must add its own line here.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2, "lr_schedule": "linear"},
-    "dqn": {
-        "learning_starts": 32,
-        "batch_size": 16,
-        "train_freq": 2,
-        "target_update_interval": 16,
-        "exploration_fraction": 0.5,
-    },
-    "sac": {"learning_starts": 32, "batch_size": 16, "net_arch": [32, 32], "buffer_size": 1000},
+    "dqn": {"learning_starts": 32, "batch_size": 16, "train_freq": 2,
+            "target_update_interval": 16, "exploration_fraction": 0.5},
+    "sac": {"learning_starts": 32, "batch_size": 16, "net_arch": [32, 32],
+            "buffer_size": 1000},
 }
 BUDGET = 128
 
@@ -88,16 +84,15 @@ def make_env(algo: str) -> gymnasium.vector.VectorEnv:
         assert isinstance(env, gymnasium.vector.VectorEnv)
         return env
     return gymnasium.make_vec(
-        "Pendulum-v1",
-        num_envs=2,
-        vectorization_mode="sync",
+        "Pendulum-v1", num_envs=2, vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
     )
 
 
 def tiny_config(algo: str, seed: int = 0) -> AgentConfig:
     assert algo in TINY_CONFIGS, f"add a tiny test config for new algo {algo!r}"
-    return agent_config_class(algo).from_dict({**TINY_CONFIGS[algo], "seed": seed, "device": "cpu"})
+    return agent_config_class(algo).from_dict({**TINY_CONFIGS[algo], "seed": seed,
+                                                "device": "cpu"})
 
 
 def train(algo: str, seed: int = 0, steps: int = BUDGET) -> tuple[OnlineAgent, Any]:
@@ -142,10 +137,7 @@ def test_fit_act_save_load(algo: str, tmp_path: Path) -> None:
 
     agent.save(tmp_path / "agent")
     assert {p.name for p in (tmp_path / "agent").iterdir()} == {
-        "config.json",
-        "agent.json",
-        "model.safetensors",
-    }
+        "config.json", "agent.json", "model.safetensors"}
     loaded = load_agent(tmp_path / "agent", device="cpu")
     assert type(loaded) is type(agent)
     assert loaded.config == agent.config
@@ -165,10 +157,8 @@ def test_same_seed_same_agent(algo: str) -> None:
     assert_same_weights(first, second)
     obs = probe_obs(env)
     np.testing.assert_array_equal(first.act(obs), second.act(obs))
-    assert any(
-        not torch.equal(a, b)
-        for a, b in zip(weights(first).values(), weights(other).values(), strict=True)
-    )
+    assert any(not torch.equal(a, b) for a, b in
+               zip(weights(first).values(), weights(other).values(), strict=True))
 
 
 @pytest.mark.parametrize("algo", online_algos())
@@ -220,11 +210,8 @@ def test_config_json_round_trip(algo: str) -> None:
 
 
 def test_config_errors_name_the_key() -> None:
-    with pytest.raises(
-        ValueError,
-        match=r"unknown key in ppo config 'learning_rat'.*"
-        r"did you mean 'learning_rate'",
-    ):
+    with pytest.raises(ValueError, match=r"unknown key in ppo config 'learning_rat'.*"
+                                         r"did you mean 'learning_rate'"):
         PPOConfig.from_dict({"learning_rat": 1e-3})
     with pytest.raises(TypeError, match=r"ppo config\.n_steps must be int, got '64'"):
         PPOConfig.from_dict({"n_steps": "64"})
@@ -243,36 +230,22 @@ def test_config_errors_name_the_key() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_agent(PPOConfig)
     with pytest.raises(ValueError, match=r"dqn needs an action space of type Discrete"):
-        agent_config_class("dqn")().create(spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)))
+        agent_config_class("dqn")().create(
+            spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)))
 
 
 def test_family_defaults_are_data() -> None:
     procgen = default_agent_config("ppo", "procgen")
     assert isinstance(procgen, PPOConfig)
-    expected = {
-        "learning_rate": 5e-4,
-        "ent_coef": 0.01,
-        "gamma": 0.999,
-        "gae_lambda": 0.95,
-        "n_steps": 256,
-        "n_minibatches": 8,
-        "n_epochs": 3,
-        "clip_range": 0.2,
-        "clip_range_vf": 0.2,
-        "vf_coef": 0.5,
-        "max_grad_norm": 0.5,
-        "normalize_reward": True,
-        "features_extractor": "impala",
-        "features_dim": 256,
-    }
+    expected = {"learning_rate": 5e-4, "ent_coef": 0.01, "gamma": 0.999, "gae_lambda": 0.95,
+                "n_steps": 256, "n_minibatches": 8, "n_epochs": 3, "clip_range": 0.2,
+                "clip_range_vf": 0.2, "vf_coef": 0.5, "max_grad_norm": 0.5,
+                "normalize_reward": True, "features_extractor": "impala", "features_dim": 256}
     assert {k: getattr(procgen, k) for k in expected} == expected
     assert procgen.sb3_kwargs(n_envs=64)["batch_size"] == 256 * 64 // 8
     minigrid = default_agent_config("ppo", "minigrid", seed=5)
     assert (minigrid.seed, minigrid.lr_schedule, minigrid.features_extractor) == (
-        5,
-        "linear",
-        "minigrid_cnn",
-    )
+        5, "linear", "minigrid_cnn")
     for (algo, _family), values in DEFAULT_AGENT_CONFIGS.items():
         agent_config_class(algo).from_dict(values)  # every row is a valid config
     with pytest.raises(ValueError, match=r"unknown env family for 'ppo' defaults 'procgn'"):
@@ -294,6 +267,7 @@ def test_feature_extractors() -> None:
     assert MiniGridCNN(grid)(torch.zeros(2, 3, 7, 7)).shape == (2, 128)
     with pytest.raises(ValueError, match="3-D"):
         MiniGridCNN(spaces.Box(0, 1, (10,)))
+
 
 
 @pytest.mark.parametrize("self_attention", [False, True])
@@ -326,7 +300,6 @@ def test_slot_attention_extractor_is_a_masked_set_function(self_attention: bool)
     with pytest.raises(ValueError, match="keys"):
         SlotAttentionExtractor(spaces.Dict({"slots": space["slots"]}))
 
-
 def test_procgen_pixels_ppo(tmp_path: Path) -> None:
     if PROCGEN_ID not in genv.registered_ids():
         pytest.skip(f"{PROCGEN_ID} is not registered yet")
@@ -351,17 +324,14 @@ def test_procgen_pixels_ppo(tmp_path: Path) -> None:
     env.close()
 
 
-@pytest.mark.parametrize(
-    "space",
-    [
-        spaces.Box(-np.inf, np.inf, (4,), np.float32),
-        spaces.Box(np.array([0.0, -1.0]), np.array([1.0, 2.0]), dtype=np.float64),
-        spaces.Box(0, 255, (64, 64, 3), np.uint8),
-        spaces.Discrete(5, start=1),
-        spaces.MultiDiscrete([3, 4]),
-        spaces.Dict({"image": spaces.Box(0, 1, (3, 7, 7)), "mission": spaces.Discrete(9)}),
-    ],
-)
+@pytest.mark.parametrize("space", [
+    spaces.Box(-np.inf, np.inf, (4,), np.float32),
+    spaces.Box(np.array([0.0, -1.0]), np.array([1.0, 2.0]), dtype=np.float64),
+    spaces.Box(0, 255, (64, 64, 3), np.uint8),
+    spaces.Discrete(5, start=1),
+    spaces.MultiDiscrete([3, 4]),
+    spaces.Dict({"image": spaces.Box(0, 1, (3, 7, 7)), "mission": spaces.Discrete(9)}),
+])
 def test_space_json_round_trip(space: gymnasium.Space[Any]) -> None:
     assert space_from_dict(json.loads(json.dumps(space_to_dict(space)))) == space
 

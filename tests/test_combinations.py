@@ -33,11 +33,8 @@ def _mixed() -> Split:
 
 # -- construction errors --------------------------------------------------------------
 def test_overlapping_combinations_are_named() -> None:
-    with pytest.raises(
-        ValueError,
-        match=r"train and combinatorial combinations overlap in 1 .*"
-        r"\('red', 'square'\)",
-    ):
+    with pytest.raises(ValueError, match=r"train and combinatorial combinations overlap in 1 .*"
+                       r"\('red', 'square'\)"):
         CombinationAxis(
             FACTORS,
             train=[("red", "square"), ("green", "circle"), ("red", "circle"), ("green", "square")],
@@ -98,7 +95,9 @@ def test_protocol_helpers_build_the_expected_parts() -> None:
 
     split = _mixed()
     assert split.all_parts == ("train", "validation", "test", "combinatorial", "extrapolation")
-    assert split.combinations_for("extrapolation") == {("yellow", s) for s in FACTORS["shape"]}
+    assert split.combinations_for("extrapolation") == {
+        ("yellow", s) for s in FACTORS["shape"]
+    }
     train = split.combinations_for("train")
     assert not any(c[0] == "yellow" for c in train)
     assert split.combinations_for("validation") == train
@@ -181,10 +180,8 @@ def test_level_only_splits_serialize_as_before() -> None:
 
 def test_hand_written_axis_accepts_a_factor_mapping() -> None:
     data = json.loads(_mixed().to_json())
-    data["combinations"]["factors"] = {
-        "color": list(FACTORS["color"]),
-        "shape": ["square", "circle", "triangle"],
-    }
+    data["combinations"]["factors"] = {"color": list(FACTORS["color"]), "shape": ["square",
+                                       "circle", "triangle"]}
     assert Split.from_dict(data) == _mixed()
     data["combinations"]["held"] = []
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['held'\] in a combination axis"):

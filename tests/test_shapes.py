@@ -197,11 +197,8 @@ def test_counts_per_part() -> None:
             sizes.add(len(info["objects"]))
             assert obs["mask"].sum() == len(info["objects"]) + 1
         assert sizes == set(range(low, high + 1))
-    assert len(
-        make("gengap/shapes-objectgoal-v0", part="validation", num_objects=counts).reset(seed=0)[1][
-            "objects"
-        ]
-    ) in (2, 3, 4)
+    assert len(make("gengap/shapes-objectgoal-v0", part="validation",
+                    num_objects=counts).reset(seed=0)[1]["objects"]) in (2, 3, 4)
     with pytest.raises(ValueError, match=r"max <= max_objects=7, got \(5, 9\)"):
         ShapesEnv(num_objects=(5, 9))
     with pytest.raises(ValueError, match="odd_one_out needs at least 3 objects"):
@@ -325,9 +322,8 @@ def test_scripted_walker_succeeds(env_id: str) -> None:
 def test_scripted_pusher_succeeds() -> None:
     rate, _ = _success_rate("gengap/shapes-interaction-continuous-v0", _Pusher, 60)
     assert rate >= 0.9
-    idle, _ = _success_rate(
-        "gengap/shapes-interaction-continuous-v0", lambda: lambda e: np.zeros(2, np.float32), 20
-    )
+    idle, _ = _success_rate("gengap/shapes-interaction-continuous-v0",
+                            lambda: lambda e: np.zeros(2, np.float32), 20)
     assert idle == 0.0
 
 
@@ -336,9 +332,8 @@ def test_sb3_multi_input_policy_trains_on_both_modes() -> None:
 
     for mode in ("slots", "pixels"):
         env = make("gengap/shapes-objectgoal-v0", obs_mode=mode)
-        model = PPO(
-            "MultiInputPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu"
-        )
+        model = PPO("MultiInputPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0,
+                    device="cpu")
         model.learn(32)
         action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
         assert env.action_space.contains(int(action))
