@@ -8,7 +8,8 @@ Importing this package also registers the offline learners: ``bc`` (behaviour cl
 and the d3rlpy-backed ``cql``, ``bcq``, ``dt``, ``iql`` and ``td3bc``.
 """
 
-from gengap.offline.dataset import Dataset, DatasetWriter, from_minari
+from gengap.offline.dataset import Dataset, DatasetWriter
+from gengap.offline.interop import from_minari
 
 # isort: split
 # Learners (offline-learners): importing registers their algo names.

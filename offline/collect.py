@@ -34,6 +34,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,12 @@ from gymnasium import spaces
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
 from gengap.envs.errors import InputError, InputFileNotFoundError
 from gengap.envs.registry import unknown_name_message
-from gengap.offline.dataset import DEFAULT_CHUNK_ROWS, DEFAULT_CODEC, DatasetWriter
+from gengap.offline.dataset import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_CODEC,
+    DatasetWriter,
+    check_new_dataset_path,
+)
 
 __all__ = [
     "SKILL_LEVELS",
@@ -417,6 +423,7 @@ class _Progress:
         self.total, self.unit, self.enabled = total, unit, enabled
         self.start = time.perf_counter()
         self.last_line = self.start
+        self.frames_before: int | None = None
         self.bar: Any = None
         if enabled and sys.stderr.isatty():
             from rich.console import Console
@@ -432,6 +439,12 @@ class _Progress:
             )
             self.task = self.bar.add_task("collect", total=total, fps=0.0)
             self.bar.start()
+
+    def begin(self) -> None:
+        """Start the clock (after the env is built: frames/s measures collection only)."""
+        if self.frames_before is None:
+            self.start = self.last_line = time.perf_counter()
+            self.frames_before = 0
 
     def update(self, done: int, frames: int, final: bool = False) -> None:
         if not self.enabled:
@@ -485,10 +498,20 @@ def _info_at(infos: dict[str, Any], key: str, index: int) -> Any:
     return values[index]
 
 
-def _combinations(value: Any) -> list[list[Any]] | None:
-    if value is None:
-        return None
-    return [[None if v is None else str(v) for v in combo] for combo in value]
+# Reset-info keys naming the factor combinations an episode presents, and how to read them
+# as a list of combinations (the first key an env reports is used).
+COMBINATION_INFO: dict[str, Callable[[Any], list[Any]]] = {
+    "mission_combinations": list,  # BabyAI: the (colour, type) of each mission description
+    "goal_combination": lambda value: [value],  # shapes world: the goal object's
+}
+
+
+def _combinations(infos: dict[str, Any], index: int) -> list[list[Any]] | None:
+    for key, read in COMBINATION_INFO.items():
+        value = _info_at(infos, key, index)
+        if value is not None:
+            return [[None if v is None else str(v) for v in combo] for combo in read(value)]
+    return None
 
 
 def _max_episode_steps(env: gymnasium.vector.VectorEnv) -> int | None:
@@ -560,6 +583,7 @@ def collect(
         raise InputError(f"{which} must be a positive integer, got {budget!r}")
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise InputError(f"num_envs must be a positive integer, got {num_envs!r}")
+    check_new_dataset_path(out)  # before building envs, which can take seconds
     split = split if split is not None else (plan.split or resolve_split(env_id, None))
     options = dict(plan.env_options if env_options is None else env_options)
     shares = _shares(budget, len(plan.policies))
@@ -649,11 +673,12 @@ def _roll_out(
     obs, infos = env.reset(seed=seed)
     num_envs = env.num_envs
     policy.start(env, rng)
+    bar.begin()
     buffers = [
         _EpisodeBuffer(
             _take(obs, i),
             int(infos["level_seed"][i]),
-            _combinations(_info_at(infos, "mission_combinations", i)),
+            _combinations(infos, i),
         )
         for i in range(num_envs)
     ]
@@ -710,7 +735,7 @@ def _roll_out(
             buffers[i] = _EpisodeBuffer(
                 _take(obs, i),
                 int(infos["level_seed"][i]),
-                _combinations(_info_at(infos, "mission_combinations", i)),
+                _combinations(infos, i),
             )
             policy.episode_started(env, i)
             if not by_transitions and done >= budget:

@@ -18,17 +18,21 @@ Format (one folder)::
 A Box observation is the field ``obs``; a Dict observation one field per key
 (``obs/<key>``; Box and Discrete subspaces).
 
-Why this store and not native Minari (measured by ``benchmarks/bench_offline.py``): Minari
-0.5.3 writes uint8 HxWx3 images as lossy JPEG in both backends; the lossless route (arrow,
-channel-first, so Minari does not see an image) stores raw pixels, 12.3 GB per 1M Procgen
-frames, six times the 2 GB ceiling. ``d3rlpy.datasets.get_minari`` then decodes every
-episode into RAM. Chunked zstd (level 3, from pyarrow, already a dependency of the offline
-extra) across consecutive frames compresses Procgen below gen_dgrl's one
-``np.savez_compressed`` file per episode, while a chunk of 64 frames still decompresses in
-~0.3 ms, so random minibatches are read chunk by chunk (an LRU cache keeps recent chunks)
-and nothing requires all frames in RAM. Small per-step fields stay raw and memory-mapped.
-Minari (arrow, CHW, lossless) and d3rlpy are export/import targets: :meth:`Dataset.to_minari`,
-:func:`from_minari`, :meth:`Dataset.to_d3rlpy`.
+Why this store and not native Minari (``benchmarks/bench_offline.py``, 1M transitions of
+Procgen chaser under a random policy, one run): Minari 0.5.3 writes uint8 HxWx3 images as
+lossy JPEG in both backends (hdf5: 2.5 GB per 1M frames, and the pixels are gone); its
+lossless route (arrow, channel-first, so Minari does not see an image) stores raw pixels:
+12.4 GB per 1M, six times the 2 GB ceiling, and ``d3rlpy.datasets.get_minari`` decodes
+all of it into RAM. Zstd (level 3, from pyarrow, already a dependency of the offline extra)
+over chunks of 64 consecutive frames exploits how little a frame changes from the last:
+184 MB per 1M, 0.77x of gen_dgrl's one ``np.savez_compressed`` file per episode on the
+same episodes (238 MB). The price is random access: a row costs its chunk's
+decompression (~0.3 ms), so reads go through a bounded LRU cache of decompressed chunks
+and :meth:`Dataset.sample_indices` draws training minibatches from a pool of resident
+chunks (a shuffle buffer) instead of one chunk per sample. Small per-step fields stay raw
+and memory-mapped; nothing ever needs every frame in RAM. Minari (arrow, CHW, lossless)
+and d3rlpy are export/import targets (``gengap.offline.interop``): :meth:`Dataset.to_minari`,
+``from_minari`` and :meth:`Dataset.to_d3rlpy`.
 
 Integrity: the card lists every file with its size and sha256. Opening a dataset always
 checks that every file is there with its recorded size (a truncated file is refused with
@@ -66,7 +70,6 @@ __all__ = [
     "FORMAT_VERSION",
     "Dataset",
     "DatasetWriter",
-    "from_minari",
     "space_from_dict",
     "space_to_dict",
 ]
@@ -305,6 +308,20 @@ class EpisodeStats:
     success: bool | None
 
 
+def check_new_dataset_path(path: str | Path) -> Path:
+    """``path`` as a Path, if no dataset (or anything else) is there yet.
+
+    Raises:
+        InputFileExistsError: If ``path`` exists.
+    """
+    path = Path(path)
+    if path.exists():
+        raise InputFileExistsError(
+            f"dataset path {str(path)!r} already exists; choose another --out or remove it"
+        )
+    return path
+
+
 class DatasetWriter:
     """Writes a dataset episode by episode into a temporary folder, then renames it into place.
 
@@ -343,11 +360,7 @@ class DatasetWriter:
             raise InputError(unknown_name_message("codec", codec, CODECS))
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
             raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-        self.path = Path(path)
-        if self.path.exists():
-            raise InputFileExistsError(
-                f"dataset path {str(self.path)!r} already exists; choose another --out or remove it"
-            )
+        self.path = check_new_dataset_path(path)
         self.observation_space = observation_space
         self.action_space = action_space
         self.card = dict(card or {})
@@ -608,11 +621,13 @@ def _return_stats(episodes: list[EpisodeStats]) -> dict[str, Any]:
 
 # -- reading ----------------------------------------------------------------------------------
 class _ChunkedField:
-    """Random row access to a zstd-chunked field, with an LRU cache of decompressed chunks."""
+    """Random row access to a zstd-chunked field through an LRU cache of decompressed chunks.
 
-    def __init__(
-        self, root: Path, layout: Mapping[str, Any], cache_bytes: int, lock: Any = None
-    ) -> None:
+    The cache is one preallocated array of chunk slots, so a minibatch is gathered with a
+    single fancy index over ``(slot, row in chunk)`` whatever chunks it spans.
+    """
+
+    def __init__(self, root: Path, layout: Mapping[str, Any], cache_bytes: int) -> None:
         self.path = root / layout["file"]
         self.shape = tuple(layout["shape"])
         self.dtype = np.dtype(layout["dtype"])
@@ -620,51 +635,74 @@ class _ChunkedField:
         self.chunk_rows = int(layout["chunk_rows"])
         self.row_bytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         self.offsets = np.fromfile(root / layout["offsets"], dtype=np.int64)
-        expected_chunks = -(-self.rows // self.chunk_rows)
-        if len(self.offsets) != expected_chunks + 1:
+        num_chunks = -(-self.rows // self.chunk_rows)
+        if len(self.offsets) != num_chunks + 1:
             raise InputError(
                 f"dataset file {layout['offsets']} lists {len(self.offsets) - 1} chunks, the "
-                f"card expects {expected_chunks}; the dataset is corrupted"
+                f"card expects {num_chunks}; the dataset is corrupted"
             )
         self.data = np.memmap(self.path, dtype=np.uint8, mode="r")
-        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self.cache_chunks = max(1, cache_bytes // max(self.row_bytes * self.chunk_rows, 1))
+        chunk_bytes = max(self.row_bytes * self.chunk_rows, 1)
+        self.cache_chunks = max(2, min(num_chunks, cache_bytes // chunk_bytes))
+        # np.empty reserves address space only; pages are used as slots fill
+        self.slots = np.empty((self.cache_chunks, self.chunk_rows, *self.shape), self.dtype)
+        self.lru: OrderedDict[int, int] = OrderedDict()  # chunk id -> slot, oldest first
         self._codec = _zstd()
         self.name = layout["file"]
 
-    def chunk(self, index: int) -> np.ndarray:
-        cached = self.cache.get(index)
-        if cached is not None:
-            self.cache.move_to_end(index)
-            return cached
+    def _decompress(self, index: int) -> np.ndarray:
         rows = min(self.chunk_rows, self.rows - index * self.chunk_rows)
         blob = self.data[self.offsets[index] : self.offsets[index + 1]]
         try:
             raw = self._codec.decompress(
-                blob.data, decompressed_size=rows * self.row_bytes, asbytes=True
+                blob.data, decompressed_size=rows * self.row_bytes, asbytes=False
             )
         except Exception as error:  # pyarrow raises OSError/ArrowException on bad data
             raise InputError(
                 f"dataset file {self.name} is corrupted (chunk {index} does not decompress: "
                 f"{str(error).splitlines()[0]}); run `gengap dataset verify`"
             ) from None
-        array = np.frombuffer(raw, dtype=self.dtype).reshape(rows, *self.shape)
-        self.cache[index] = array
-        if len(self.cache) > self.cache_chunks:
-            self.cache.popitem(last=False)
-        return array
+        return np.frombuffer(raw, dtype=self.dtype).reshape(rows, *self.shape)
+
+    def _load(self, index: int, slot: int) -> None:
+        chunk = self._decompress(index)
+        self.slots[slot, : len(chunk)] = chunk
+
+    def _slot(self, index: int, pinned: set[int]) -> int:
+        slot = self.lru.get(index)
+        if slot is not None:
+            self.lru.move_to_end(index)
+            return slot
+        if len(self.lru) < self.cache_chunks:
+            slot = len(self.lru)
+        else:  # evict the least recently used chunk this call does not need
+            victim = next(c for c in self.lru if c not in pinned)
+            slot = self.lru.pop(victim)
+        self._load(index, slot)
+        self.lru[index] = slot
+        return slot
 
     def take(self, rows: np.ndarray) -> np.ndarray:
+        chunk_ids, within = np.divmod(rows, self.chunk_rows)
+        unique, inverse = np.unique(chunk_ids, return_inverse=True)
+        if len(unique) > self.cache_chunks:
+            return self._stream(rows, chunk_ids)
+        pinned = {int(c) for c in unique}
+        slots = np.fromiter((self._slot(int(c), pinned) for c in unique), np.int64, len(unique))
+        return self.slots[slots[inverse], within]
+
+    def _stream(self, rows: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+        """A read spanning more chunks than the cache holds (whole episodes, exports):
+        chunk by chunk, straight into the output, leaving the cache alone."""
         out = np.empty((len(rows), *self.shape), dtype=self.dtype)
-        chunk_ids = rows // self.chunk_rows
         order = np.argsort(chunk_ids, kind="stable")
         sorted_ids = chunk_ids[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
         ends = np.r_[starts[1:], len(order)]
         for start, end in zip(starts, ends, strict=True):
-            chunk_id = int(sorted_ids[start])
+            index = int(sorted_ids[start])
             picks = order[start:end]
-            out[picks] = self.chunk(chunk_id)[rows[picks] - chunk_id * self.chunk_rows]
+            out[picks] = self._decompress(index)[rows[picks] - index * self.chunk_rows]
         return out
 
     def slice(self, start: int, stop: int) -> np.ndarray:
@@ -748,6 +786,9 @@ class Dataset:
                 f"dataset {str(path)!r} is inconsistent with its card (episode or row counts "
                 "differ); it is corrupted"
             )
+        # first observation row of every episode (rows hold T + 1 observations per episode)
+        self._row_starts = self._bounds[:-1] + np.arange(num_episodes, dtype=np.int64)
+        self._pool: np.ndarray | None = None
         self._combinations: list[list[tuple[Any, ...]]] | None = None
         if (path / "episodes/combinations.json").is_file():
             raw = json.loads((path / "episodes/combinations.json").read_text(encoding="utf-8"))
@@ -817,9 +858,79 @@ class Dataset:
         """The level seed of every episode, shape ``(num_episodes,)``."""
         return self._level_seeds.copy()
 
+    def episode_success(self) -> list[bool | None]:
+        """Whether each episode succeeded, ``None`` where the env does not say."""
+        return [None if value < 0 else bool(value) for value in self._success.tolist()]
+
     def episode_combinations(self) -> list[list[tuple[Any, ...]]] | None:
         """The combinations each episode's mission named, or None (no combination axis)."""
         return None if self._combinations is None else [list(c) for c in self._combinations]
+
+    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """Transition indices for one training minibatch, drawn so that reading them is fast.
+
+        Random rows of a compressed store each cost a whole chunk's decompression, so this
+        samples like a shuffle buffer: uniformly from a pool of chunks kept decompressed
+        (half the read cache), replacing ``ceil(batch_size / chunk_rows)`` pool chunks by
+        uniformly drawn ones at every call. Every transition is equally likely in the long
+        run, and consecutive minibatches share most of their pool. Without compressed
+        fields this is plain uniform sampling. Learners that choose their own indices can
+        use :meth:`transitions` directly (uniform random indices read ~20-50x slower).
+
+        Args:
+            batch_size: Number of indices.
+            rng: The generator to draw with (the pool is drawn from it too).
+
+        Returns:
+            ``int64`` transition indices, shape ``(batch_size,)``.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        chunked = [f for f in self._obs.values() if isinstance(f, _ChunkedField)]
+        if not chunked:
+            return rng.integers(0, self.num_transitions, batch_size, dtype=np.int64)
+        field = chunked[0]
+        num_chunks = len(field.offsets) - 1
+        pool_size = max(1, min(num_chunks, field.cache_chunks // 2))
+        refresh = min(pool_size, -(-batch_size // field.chunk_rows))
+        if self._pool is None or len(self._pool) != pool_size:
+            self._pool = rng.choice(num_chunks, pool_size, replace=False).astype(np.int64)
+        else:
+            slots = rng.choice(pool_size, refresh, replace=False)
+            self._pool[slots] = rng.integers(0, num_chunks, refresh)
+        picks = np.empty(0, dtype=np.int64)
+        while len(picks) < batch_size:
+            needed = 2 * (batch_size - len(picks)) + 8
+            rows = self._pool[rng.integers(0, pool_size, needed)] * field.chunk_rows
+            rows = rows + rng.integers(0, field.chunk_rows, needed)
+            episodes = np.searchsorted(self._row_starts, rows, side="right") - 1
+            transitions = rows - episodes
+            # rows past the data, or an episode's final observation, start no transition
+            valid = (rows < field.rows) & (transitions < self._bounds[episodes + 1])
+            picks = np.concatenate([picks, transitions[valid]])
+        return picks[:batch_size]
+
+    def observations(self, indices: np.ndarray) -> Any:
+        """The observations that start transitions ``indices`` (an array, or a dict of
+        arrays for a Dict space), without reading the next observations."""
+        indices = self._check_indices(indices)
+        rows = indices + np.searchsorted(self._bounds, indices, side="right") - 1
+        values = {key: field.take(rows) for key, field in self._obs.items()}
+        return values[""] if "" in values else values
+
+    def step_arrays(self) -> dict[str, np.ndarray]:
+        """Every transition's ``actions``, ``rewards``, ``terminations`` and ``truncations``
+        as read-only memory-mapped arrays (one row per transition)."""
+        return {name: field.array for name, field in self._steps.items()}
+
+    def _check_indices(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.num_transitions):
+            raise InputError(
+                f"transition indices must be in [0, {self.num_transitions}), got "
+                f"{int(indices.min())}..{int(indices.max())}"
+            )
+        return indices
 
     def transitions(self, indices: np.ndarray) -> dict[str, Any]:
         """Transitions ``indices`` as batched arrays (see ``TransitionSource``).
@@ -827,12 +938,7 @@ class Dataset:
         Raises:
             InputError: For indices outside ``[0, num_transitions)``.
         """
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(indices) and (indices.min() < 0 or indices.max() >= self.num_transitions):
-            raise InputError(
-                f"transition indices must be in [0, {self.num_transitions}), got "
-                f"{int(indices.min())}..{int(indices.max())}"
-            )
+        indices = self._check_indices(indices)
         episodes = np.searchsorted(self._bounds, indices, side="right") - 1
         obs_rows = indices + episodes
         both = np.concatenate([obs_rows, obs_rows + 1])
@@ -965,125 +1071,16 @@ class Dataset:
         return [key for key, field in self._obs.items() if is_image_field(field.shape, field.dtype)]
 
     def to_minari(self, dataset_id: str, *, author: str = "gengap") -> Any:
-        """Export to a Minari dataset (arrow backend, lossless) and return it.
+        """Export to a Minari dataset, losslessly (see :func:`gengap.offline.interop.to_minari`)."""
+        from gengap.offline.interop import to_minari
 
-        Images are written channel-first (CxHxW), the layout Minari 0.5.3 stores losslessly
-        (HxWxC uint8 images are JPEG-encoded); :func:`from_minari` turns them back. The
-        gengap card rides along as ``gengap_card.json`` in the Minari dataset folder, and
-        every step's level seed as the ``level_seed`` info. Episodes stream one by one.
-
-        Args:
-            dataset_id: Minari id, e.g. ``"gengap/procgen-chaser/random-v0"``.
-            author: Author recorded in Minari's metadata.
-
-        Raises:
-            InputError: If the id is taken.
-        """
-        import minari
-        from minari.data_collector import EpisodeBuffer
-        from minari.storage import get_dataset_path
-
-        if dataset_id in minari.list_local_datasets():
-            raise InputFileExistsError(f"Minari dataset {dataset_id!r} already exists")
-        images = set(self.image_fields())
-        observation_space = _minari_space(self.observation_space, images)
-        env_spec = self._env_spec()
-
-        def buffers() -> Iterator[Any]:
-            for index, episode in enumerate(self.episodes()):
-                length = len(episode["actions"])
-                yield EpisodeBuffer(
-                    id=index,
-                    observations=_to_chw(episode["observations"], images),
-                    actions=list(episode["actions"]),
-                    rewards=list(episode["rewards"]),
-                    terminations=list(episode["terminations"]),
-                    truncations=list(episode["truncations"]),
-                    # (T + 1, 1): Minari 0.5.3's arrow backend cannot decode 1-D info arrays
-                    infos={"level_seed": np.full((length + 1, 1), episode["level_seed"], np.int64)},
-                )
-
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dataset = minari.create_dataset_from_buffers(
-                dataset_id,
-                buffers(),  # type: ignore[arg-type]  # iterated once: episodes stream
-                env=env_spec,
-                observation_space=observation_space,
-                action_space=self.action_space,
-                algorithm_name=str(self.card.get("policy", {}).get("name", "unknown")),
-                author=author,
-                code_permalink="https://github.com/gengap",
-                description=f"gengap dataset exported from {self.path.name}; images channel-"
-                f"first: {sorted(images)}",
-                data_format="arrow",
-            )
-        card = {**self.card, "minari_channel_first": sorted(images)}
-        if self._combinations is not None:
-            card["minari_episode_combinations"] = self._combinations
-        card["minari_episode_success"] = [
-            None if value < 0 else bool(value) for value in self._success.tolist()
-        ]
-        atomic_write_text(
-            Path(get_dataset_path(dataset_id)) / "gengap_card.json", json.dumps(card, indent=2)
-        )
-        return dataset
-
-    def _env_spec(self) -> Any:
-        """The Gymnasium spec of the env the data came from (so Minari can recover it)."""
-        env_id = self.env_id
-        if env_id is None or env_id not in gymnasium.registry:
-            return None
-        spec = gymnasium.spec(env_id)
-        kwargs = {**spec.kwargs, **self.card.get("env_options", {}), "part": "train"}
-        if self.card.get("split") is not None:
-            kwargs["split"] = self.card["split"]
-        from dataclasses import replace
-
-        # d3rlpy's get_minari wraps the recovered env in a TimeLimit and needs a number; gengap
-        # envs end their own episodes, so a limit the env never reaches is harmless.
-        limit = spec.max_episode_steps or self.card.get("max_episode_steps") or 10**9
-        return replace(spec, kwargs=kwargs, max_episode_steps=int(limit))
+        return to_minari(self, dataset_id, author=author)
 
     def to_d3rlpy(self) -> Any:
-        """An in-memory ``d3rlpy.dataset.MDPDataset`` (images channel-first, as d3rlpy needs).
+        """An in-memory d3rlpy ``MDPDataset`` (see :func:`gengap.offline.interop.to_d3rlpy`)."""
+        from gengap.offline.interop import to_d3rlpy
 
-        Box observations become one array; Dict observations a tuple of arrays in key order.
-        Each episode's final observation is dropped (d3rlpy keeps ``T`` per episode), and an
-        episode's end is a terminal or a timeout exactly as recorded. This holds every
-        frame in RAM: for large image datasets feed learners through ``transitions`` instead.
-        """
-        from d3rlpy.dataset import MDPDataset
-
-        images = set(self.image_fields())
-        num_rows = self.num_transitions
-        rows = np.arange(num_rows) + (
-            np.searchsorted(self._bounds, np.arange(num_rows), side="right") - 1
-        )
-        arrays = {}
-        for key, field in self._obs.items():
-            values = field.take(rows)
-            arrays[key] = (
-                np.ascontiguousarray(values.transpose(0, 3, 1, 2)) if key in images else values
-            )
-        observations: Any = arrays[""] if "" in arrays else tuple(arrays[k] for k in arrays)
-        actions = self._steps["actions"].slice(0, num_rows)
-        return MDPDataset(
-            observations=observations,
-            actions=actions if actions.ndim > 1 else actions.reshape(-1, 1),
-            rewards=self._steps["rewards"].slice(0, num_rows).reshape(-1, 1),
-            terminals=self._steps["terminations"].slice(0, num_rows).astype(np.float32),
-            timeouts=self._steps["truncations"].slice(0, num_rows).astype(np.float32),
-            action_space=_d3rlpy_action_space(self.action_space),
-        )
-
-
-def _d3rlpy_action_space(space: gymnasium.Space[Any]) -> Any:
-    from d3rlpy.constants import ActionSpace
-
-    return ActionSpace.DISCRETE if isinstance(space, spaces.Discrete) else ActionSpace.CONTINUOUS
+        return to_d3rlpy(self)
 
 
 def _check_files(root: Path, files: Mapping[str, Mapping[str, Any]], *, checksums: bool) -> None:
@@ -1105,123 +1102,3 @@ def _check_files(root: Path, files: Mapping[str, Mapping[str, Any]], *, checksum
                 f"dataset file {name} in {str(root)!r} is corrupted: its sha256 differs from "
                 "the card's"
             )
-
-
-# -- Minari -----------------------------------------------------------------------------------
-def _minari_space(space: gymnasium.Space[Any], images: set[str]) -> gymnasium.Space[Any]:
-    def chw(box: spaces.Box) -> spaces.Box:
-        return spaces.Box(
-            box.low.transpose(2, 0, 1),
-            box.high.transpose(2, 0, 1),
-            dtype=box.dtype,  # type: ignore[arg-type]
-        )
-
-    if isinstance(space, spaces.Dict):
-        return spaces.Dict(
-            {
-                k: chw(s) if k in images and isinstance(s, spaces.Box) else s
-                for k, s in space.spaces.items()
-            }
-        )
-    return chw(space) if "" in images and isinstance(space, spaces.Box) else space
-
-
-def _to_chw(observations: Any, images: set[str]) -> Any:
-    if isinstance(observations, dict):
-        return {
-            k: np.ascontiguousarray(v.transpose(0, 3, 1, 2)) if k in images else v
-            for k, v in observations.items()
-        }
-    return (
-        np.ascontiguousarray(observations.transpose(0, 3, 1, 2)) if "" in images else observations
-    )
-
-
-def _from_chw(observations: Any, images: set[str]) -> Any:
-    if isinstance(observations, dict):
-        return {
-            k: np.ascontiguousarray(v.transpose(0, 2, 3, 1)) if k in images else v
-            for k, v in observations.items()
-        }
-    return (
-        np.ascontiguousarray(observations.transpose(0, 2, 3, 1)) if "" in images else observations
-    )
-
-
-def from_minari(
-    dataset_id: str,
-    path: str | Path,
-    *,
-    codec: str = DEFAULT_CODEC,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> Dataset:
-    """Import a Minari dataset into a gengap dataset at ``path``.
-
-    A dataset exported by :meth:`Dataset.to_minari` comes back exactly (images turned back
-    to HxWxC, the card and level seeds restored, checksums recomputed). Any other Minari
-    dataset is imported with its spaces as they are, level seed ``-1`` unless its step
-    infos carry ``level_seed``, and a card naming the Minari id.
-
-    Raises:
-        InputError: If the Minari dataset does not exist (listing the local ones) or
-            ``path`` exists.
-    """
-    import minari
-    from minari.storage import get_dataset_path
-
-    local = minari.list_local_datasets()
-    if dataset_id not in local:
-        from gengap.envs.registry import unknown_name_message
-
-        raise InputFileNotFoundError(unknown_name_message("Minari dataset", dataset_id, local))
-    source = minari.load_dataset(dataset_id)
-    card_path = Path(get_dataset_path(dataset_id)) / "gengap_card.json"
-    if card_path.is_file():
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        images = set(card.pop("minari_channel_first", []))
-        combinations = card.pop("minari_episode_combinations", None)
-        successes = card.pop("minari_episode_success", None)
-        observation_space = space_from_dict(card["observation_space"])
-        action_space = space_from_dict(card["action_space"])
-        keep = {k: v for k, v in card.items() if k not in _COMPUTED_CARD_KEYS}
-    else:
-        images, combinations, successes = set(), None, None
-        observation_space, action_space = source.observation_space, source.action_space
-        keep = {"env_id": None, "source": {"minari": dataset_id}}
-    with DatasetWriter(
-        path, observation_space, action_space, keep, codec=codec, chunk_rows=chunk_rows
-    ) as writer:
-        for index, episode in enumerate(source.iterate_episodes()):
-            infos = episode.infos or {}
-            level = int(np.asarray(infos["level_seed"]).ravel()[0]) if "level_seed" in infos else -1
-            writer.add_episode(
-                _from_chw(episode.observations, images),
-                np.asarray(episode.actions),
-                np.asarray(episode.rewards),
-                np.asarray(episode.terminations),
-                np.asarray(episode.truncations),
-                level_seed=level,
-                combinations=None if combinations is None else combinations[index],
-                success=None
-                if successes is None or successes[index] is None
-                else bool(successes[index]),
-            )
-    return Dataset.open(path)
-
-
-_COMPUTED_CARD_KEYS = frozenset(
-    {
-        "format",
-        "format_version",
-        "created",
-        "num_episodes",
-        "num_transitions",
-        "episodes_per_level",
-        "episodes_per_combination",
-        "returns",
-        "observation_space",
-        "action_space",
-        "layout",
-        "files",
-    }
-)

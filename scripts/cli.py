@@ -172,7 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", default=None, help="study folder (default: the file's out_dir)")
 
     bench = sub.add_parser("bench", help="speed benchmarks (ratios measured in one run)")
-    bench.add_argument("what", choices=["envs", "train", "shapes"])
+    bench.add_argument("what", choices=["envs", "train", "shapes", "offline"])
+
+    from gengap.scripts import offline_cli
+
+    offline_cli.add_parsers(sub)
     return parser
 
 
@@ -196,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import gengap.envs  # noqa: F401  (first, so old Gym's import notice stays quiet)
         from gengap.scripts import commands
 
-        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+        handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{args.command}")
+        return int(handler(args) or 0)
     except UsageError as error:
         print(f"{error}", file=sys.stderr)
         return USAGE_ERROR

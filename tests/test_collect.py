@@ -59,6 +59,26 @@ def test_collection_by_episodes_with_an_epsilon_bot_on_compositional_babyai(tmp_
     dataset.check_split(mixed_split("BabyAI-GoToLocal-v0"))
 
 
+def test_shapes_world_episodes_record_their_goal_combination(tmp_path):
+    from gengap.envs import env_info
+    from gengap.envs.combinations import combinatorial_split
+
+    shapes = "gengap/shapes-objectgoal-v0"
+    collect(shapes, make_policy("random"), tmp_path / "shapes", num_episodes=4, num_envs=2)
+    dataset = Dataset.open(tmp_path / "shapes")
+    combinations = dataset.episode_combinations()
+    assert combinations is not None and all(len(goal) == 1 for goal in combinations)
+    default = env_info(shapes).default_split
+    dataset.check_split(default)  # training episodes never show a held-out goal
+    axis = default.combinations
+    assert axis is not None
+    seen = combinations[0][0]
+    levels = Split(train=default.train, test=default.test, validation=default.validation)
+    other = combinatorial_split(axis.factors, [seen], levels=levels, name="holds-it-out")
+    with pytest.raises(InputError, match=f"held-out combinations {'-'.join(seen)}"):
+        dataset.check_split(other)
+
+
 def test_collect_refuses_bad_input(tmp_path):
     with pytest.raises(InputError, match="unknown policy 'rnadom'; did you mean 'random'"):
         make_policy("rnadom")
@@ -97,3 +117,134 @@ def test_bot_on_put_next_and_argument_checks():
         bot_demonstrations(GOTO, num_episodes=0)
     with pytest.raises(InputError, match="is not a BabyAI level"):
         bot_demonstrations("gengap/minigrid-doorkey-5x5-v0", num_episodes=1)
+
+
+DOORKEY = "gengap/minigrid-doorkey-5x5-v0"
+
+
+@pytest.fixture(scope="module")
+def run_with_snapshots(tmp_path_factory):
+    """A tiny trained PPO run, plus snapshots in the drivers' layout (agent dir +
+    snapshot.json) with made-up held-out scores, so skill selection can be checked."""
+    import json
+    import shutil
+
+    from gengap.eval.experiment import ExperimentConfig, run_experiment
+
+    out = tmp_path_factory.mktemp("runs")
+    config = ExperimentConfig(
+        env_id=DOORKEY,
+        total_timesteps=256,
+        num_envs=2,
+        seed=0,
+        num_train_levels=4,
+        eval_episodes=1,
+        final_eval_episodes=1,
+        final_eval_parts=("train",),
+        out_dir=str(out),
+        agent={"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+    )
+    run_dir = run_experiment(config, quiet=True)
+    for step, success in ((64, 0.1), (128, 0.45), (192, 0.7), (256, 0.8)):
+        folder = run_dir / "snapshots" / f"step-{step}"
+        shutil.copytree(run_dir / "agent", folder)
+        (folder / "snapshot.json").write_text(
+            json.dumps(
+                {
+                    "step": step,
+                    "scores": {
+                        "train": {"success": 0.9},
+                        "test": {"return": success / 2, "success": success},
+                    },
+                }
+            )
+        )
+    return run_dir
+
+
+def test_run_folder_policies_pick_snapshots_by_held_out_score(tmp_path, run_with_snapshots):
+    run_dir = run_with_snapshots
+    mixed = make_policy(f"{run_dir}@mixed")
+    # 75% of the final held-out success 0.8 is 0.6: step 192 (0.7) is closest. The run's env,
+    # split and options come with the policy.
+    assert [p.description["step"] for p in mixed.policies] == [192]
+    assert mixed.env_id == DOORKEY and mixed.split is not None and len(mixed.split.train) == 4
+    path = collect(DOORKEY, mixed, tmp_path / "mixed", num_transitions=200, num_envs=2)
+    card = Dataset.open(path).card
+    assert card["skill_level"] == "mixed" and card["policy"]["step"] == 192
+    assert card["policy"]["target"] == {
+        "metric": "success",
+        "value": pytest.approx(0.6),
+        "final": 0.8,
+    }
+    assert card["policy_score"]["test"]["success"] == 0.7
+    assert set(Dataset.open(path).level_seeds().tolist()) <= {0, 1, 2, 3}
+
+    sub = make_policy(f"{run_dir}@suboptimal", action_mode="greedy")
+    path = collect(DOORKEY, sub, tmp_path / "sub", num_transitions=203, num_envs=2)
+    card = Dataset.open(path).card
+    assert Dataset.open(path).num_transitions == 203
+    assert [m["step"] for m in card["policy"]["members"]] == [64, 128, 192, 256]
+    assert all(m["action_mode"] == "greedy" for m in card["policy"]["members"])
+
+    expert = make_policy(str(run_dir), epsilon=0.1)
+    assert expert.skill == "expert" and expert.policies[0].description["epsilon"] == 0.1
+    assert expert.score is not None and expert.score["test"]["success"] == 0.8
+    with pytest.raises(InputError, match="differs from the env the policy's run trained on"):
+        collect(CHASER, expert, tmp_path / "wrong", num_transitions=10)
+    with pytest.raises(InputError, match="unknown skill level 'expret'"):
+        make_policy(f"{run_dir}@expret")
+
+
+def test_cli_collect_info_verify_and_bad_input(tmp_path, capsys, run_with_snapshots):
+    from gengap.scripts.cli import main
+
+    out = tmp_path / "ds"
+    code = main(
+        [
+            "collect",
+            "--env",
+            DOORKEY,
+            "--policy",
+            f"{run_with_snapshots}@expert",
+            "--episodes",
+            "3",
+            "--num-envs",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"wrote {out}" in captured.out and "3 episodes" in captured.out
+    assert main(["dataset", "info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert DOORKEY in info and "skill expert" in info and "final agent" in info
+    assert main(["dataset", "info", str(out), "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["num_episodes"] == 3
+    assert main(["dataset", "verify", str(out)]) == 0
+    assert "every sha256 matches" in capsys.readouterr().out
+    frames = out / "obs/obs.bin"
+    frames.write_bytes(frames.read_bytes()[:-1])
+    bad = [
+        (["dataset", "verify", str(out)], "obs/obs.bin in"),
+        (["dataset", "info", str(tmp_path / "none")], "no gengap dataset at"),
+        (
+            ["collect", "--env", CHASER, "--policy", "rnd", "--episodes", "1", "--out", "x"],
+            "unknown policy 'rnd'",
+        ),
+        (
+            ["collect", "--env", CHASER, "--transitions", "0", "--out", "x"],
+            "--transitions must be a positive integer, got 0",
+        ),
+        (["collect", "--env", CHASER, "--out", "x"], "one of the arguments --transitions"),
+        (["collect", "--env", CHASER, "--episodes", "1", "--out", str(out)], "already exists"),
+    ]
+    for argv, message in bad:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (argv, err)

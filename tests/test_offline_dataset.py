@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from gengap.agents.base import TransitionSource
 from gengap.envs import LevelSet, Split, make
 from gengap.envs.babyai import mixed_split
 from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
-from gengap.offline.dataset import Dataset, DatasetWriter, from_minari
+from gengap.offline.dataset import Dataset, DatasetWriter
+from gengap.offline.interop import from_minari
 
 CHASER = "gengap/procgen-chaser-v0"
 GOTO = "gengap/babyai-gotolocal-compositional-v0"
@@ -274,45 +274,45 @@ def test_writer_refuses_inconsistent_episodes(tmp_path):
     assert not (tmp_path / "ds").exists() and not list(tmp_path.iterdir())
 
 
-_KILLED_WRITER = textwrap.dedent(
-    """
-    import sys, numpy as np
-    from gengap.envs import make
-    from gengap.offline.dataset import DatasetWriter
-    env = make("gengap/procgen-chaser-v0")
-    rng = np.random.default_rng(0)
-    with DatasetWriter(sys.argv[1], env.observation_space, env.action_space) as writer:
-        for episode in range(100000):
-            frames = rng.integers(0, 255, (65, 64, 64, 3), dtype=np.uint8)
-            writer.add_episode(frames, np.zeros(64, np.int64), np.zeros(64), np.zeros(64, bool),
-                               np.ones(64, bool), level_seed=episode)
-            if episode == 3:
-                print("writing", flush=True)
-    """
-)
-
-
-def test_a_writer_killed_with_sigkill_leaves_no_dataset(tmp_path):
+def test_a_collection_killed_with_sigkill_leaves_no_dataset(tmp_path):
+    """``gengap collect`` in a real process, killed with SIGKILL while writing frames."""
     target = tmp_path / "ds"
+    command = [
+        sys.executable,
+        "-m",
+        "gengap.scripts.cli",
+        "collect",
+        "--env",
+        CHASER,
+        "--transitions",
+        "100000000",
+        "--num-envs",
+        "4",
+        "--out",
+        str(target),
+        "--quiet",
+    ]
     process = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_WRITER, str(target)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy()
     )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "writing"
-    time.sleep(0.3)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    leftovers = list(tmp_path.glob(".ds.tmp-*"))
-    assert leftovers and any(
-        (leftover / "obs/obs.bin").stat().st_size > 0 for leftover in leftovers
-    )
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:  # until compressed frames are on disk
+            frames = list(tmp_path.glob(".ds.tmp-*/obs/obs.bin"))
+            if frames and frames[0].stat().st_size > 0:
+                break
+            assert process.poll() is None, "the collection ended before it was killed"
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the collection wrote no frames within 180 s")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
     assert not target.exists()
     with pytest.raises(InputFileNotFoundError, match="no gengap dataset"):
         Dataset.open(target)
-    # the next writer to the same path cleans the dead writer's folder up and succeeds
+    # the next writer to the same path removes the dead collection's folder and succeeds
     _write(target, _procgen_episodes(1))
     assert not list(tmp_path.glob(".ds.tmp-*"))
     assert json.loads((target / "card.json").read_text())["num_episodes"] == 1
