@@ -26,7 +26,7 @@ from typing import Any, cast
 import gymnasium
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
@@ -35,6 +35,7 @@ from stable_baselines3.common.torch_layers import (
 )
 from torch import nn
 
+from gengap.agents.online import policy_observation_space
 from gengap.envs.errors import InputError
 from gengap.envs.registry import unknown_name_message
 
@@ -373,3 +374,68 @@ def features_extractor_kwargs(
     if takes_dim:
         kwargs["features_extractor_kwargs"] = {"features_dim": features_dim}
     return kwargs
+
+
+def _channels_first(
+    obs: Any, space: gymnasium.Space[Any], policy_space: gymnasium.Space[Any]
+) -> Any:
+    if isinstance(space, spaces.Dict) and isinstance(policy_space, spaces.Dict):
+        return {k: _channels_first(obs[k], space[k], policy_space[k]) for k in space.spaces}
+    if space.shape != policy_space.shape:  # a channel-last image, as VecTransposeImage sees it
+        return obs.permute(0, 3, 1, 2)
+    return obs
+
+
+class ObservationEncoder(nn.Module):
+    """Observations as the env gives them -> features, through the online agents' extractors.
+
+    Applies what SB3 applies before its extractor (channel-last images made channel-first,
+    uint8 images divided by 255, Discrete values one-hot) and then builds the extractor that
+    ``features_extractor`` names for the policy-side space, with the same "auto" choice
+    as the online agents (:func:`features_extractor_kwargs`). Offline learners use it, so
+    behaviour cloning, d3rlpy's offline RL and PPO/DQN see the same network and the same
+    inputs. Observations arrive as float or uint8 tensors with a leading batch axis (a dict
+    of them for Dict spaces); their values are the env's (0..255 for images).
+
+    Args:
+        observation_space: The env's single observation space.
+        features_extractor: ``"auto"`` or a name in :data:`FEATURES_EXTRACTORS`.
+        features_dim: Output units of extractors that take it (``None``: their default).
+        hidden_units: ReLU layers after the extractor. ``None``: two 256-unit layers when
+            the extractor has no weights (``mlp``/``combined`` on vectors just flatten, and
+            SB3 puts its MLP in the policy's ``net_arch``), none otherwise.
+
+    Raises:
+        ValueError: For an unknown extractor name, or one that does not fit the space.
+    """
+
+    def __init__(
+        self,
+        observation_space: gymnasium.Space[Any],
+        features_extractor: str = "auto",
+        features_dim: int | None = None,
+        hidden_units: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.observation_space = observation_space
+        self.policy_space = policy_observation_space(observation_space)
+        kwargs = features_extractor_kwargs(features_extractor, self.policy_space,
+                                           features_dim or 0)
+        extractor_kwargs = kwargs.get("features_extractor_kwargs", {}) if features_dim else {}
+        self.extractor: BaseFeaturesExtractor = kwargs["features_extractor_class"](
+            self.policy_space, **extractor_kwargs)
+        if hidden_units is None:
+            has_weights = any(True for _ in self.extractor.parameters())
+            hidden_units = () if has_weights else (256, 256)
+        layers: list[nn.Module] = []
+        width = int(self.extractor.features_dim)
+        for units in hidden_units:
+            layers += [nn.Linear(width, units), nn.ReLU()]
+            width = units
+        self.hidden = nn.Sequential(*layers)
+        self.features_dim = width
+
+    def forward(self, observations: Any) -> torch.Tensor:
+        obs = _channels_first(observations, self.observation_space, self.policy_space)
+        features = self.extractor(preprocess_obs(obs, self.policy_space, normalize_images=True))
+        return self.hidden(features)

@@ -72,11 +72,20 @@ class ArmConfig:
         env_kwargs: Env options of this arm (e.g. ``{"obs_mode": "pixels"}``), over the
             study's ``env_kwargs``.
         agent: Agent overrides of this arm, over the study's ``agent``.
+        algo: This arm's algorithm (default: the study's), e.g. ``"bc"`` beside ``"ppo"``.
+        dataset: An offline arm: the dataset its learner trains on (``algo`` must then be
+            an offline learner), so a study compares online and offline agents.
+        num_updates: Gradient updates of an offline arm.
+        validation_dataset: Validation-level transitions for an offline arm (``bc``).
     """
 
     name: str
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: dict[str, Any] = field(default_factory=dict)
+    algo: str | None = None
+    dataset: str | None = None
+    num_updates: int | None = None
+    validation_dataset: str | None = None
 
     def __post_init__(self) -> None:
         _name_ok("arm name", self.name)
@@ -168,7 +177,8 @@ class StudyConfig:
                 raise InputError(f"{key} must be a positive integer, got {value!r}")
         if self.score not in _SCORES:
             raise InputError(f"score must be one of {_SCORES}, got {self.score!r}")
-        split = self.experiments()[0].resolved_split()
+        experiments = self.experiments()  # every arm's config is checked here
+        split = experiments[0].resolved_split()
         for evaluation in self.evaluations:
             try:
                 split.levels(evaluation.part)
@@ -191,14 +201,18 @@ class StudyConfig:
         return [
             ExperimentConfig(
                 env_id=self.env_id,
-                algo=self.algo,
+                algo=arm.algo or self.algo,
                 total_timesteps=self.total_timesteps,
+                dataset=arm.dataset,
+                num_updates=arm.num_updates,
+                validation_dataset=arm.validation_dataset,
                 num_envs=self.num_envs,
                 seed=seed,
                 split=self.split,
                 env_kwargs={**self.env_kwargs, **arm.env_kwargs},
                 agent={**self.agent, **arm.agent},
-                eval_every=self.total_timesteps,  # one curve point: the study's table is the end
+                # one curve point: the study's table is the end
+                eval_every=arm.num_updates or self.total_timesteps,
                 eval_episodes=min(20, self.eval_episodes),
                 final_eval_episodes=self.eval_episodes,
                 final_eval_parts=("train", "test"),
@@ -227,7 +241,13 @@ def load_study(path: str | Path) -> StudyConfig:
         InputFileNotFoundError: If the file does not exist.
         InputError: For a TOML syntax error (file and line), unknown keys or bad values.
     """
-    return StudyConfig.from_dict(read_toml(path, "study file"))
+    study = StudyConfig.from_dict(read_toml(path, "study file"))
+    for experiment in study.experiments():  # offline arms' data, before any training
+        if experiment.offline:
+            from gengap.drivers.offline import open_datasets
+
+            open_datasets(experiment, experiment.resolved_split())
+    return study
 
 
 @dataclass(frozen=True)
@@ -414,9 +434,10 @@ def run_study(
     workers = config.workers if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
-    spec = study_spec_from_dict(
-        {k: v for k, v in config.to_dict().items() if v is not None}, source="study"
-    )
+    data = {k: v for k, v in config.to_dict().items() if v is not None}
+    # an arm's unset fields (None: the study's value) are not overrides
+    data["arms"] = [{k: v for k, v in arm.items() if v is not None} for arm in data["arms"]]
+    spec = study_spec_from_dict(data, source="study")
     start = time.perf_counter()
     outcome = run_sweep(spec, workers=workers, stream=io.StringIO())
     seconds = time.perf_counter() - start

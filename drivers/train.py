@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gengap.agents import Agent, AgentConfig, OnlineAgent, resolve_device
+from gengap.agents import Agent, AgentConfig, OfflineAgent, OnlineAgent, resolve_device
 from gengap.agents.base import Hook
+from gengap.drivers.offline import OfflineTrainer, open_datasets
 from gengap.envs import Split, make
 from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.eval.evaluate import EpisodeRecord, evaluate, mean_scores
@@ -267,7 +268,7 @@ class OnlineTrainer:
 
 #: Trainer classes by the agent base class they train; the first base that an algo's agent
 #: class derives from picks its trainer (an offline trainer registers ``OfflineAgent``).
-TRAINERS: dict[type, type[Any]] = {OnlineAgent: OnlineTrainer}
+TRAINERS: dict[type, type[Any]] = {OnlineAgent: OnlineTrainer, OfflineAgent: OfflineTrainer}
 
 
 def trainer_class(agent_config: AgentConfig) -> type[Any]:
@@ -603,11 +604,14 @@ def run_experiment(
                 f"run folder {str(folder.path)!r} already holds a run; resume it with "
                 f"`gengap train --resume {folder.path}` or choose another --out/--name"
             )
+    # An offline run's data is checked before anything is written (missing, damaged, for
+    # another env, holding held-out levels, or not fitting the algorithm: one InputError).
+    datasets = open_datasets(config, config.resolved_split()) if config.offline else None
     with folder.lock():
         try:
             make_trainer = trainer_class(config.agent_config())
             run = prepare_run(config, folder, resume=resume, kind=make_trainer.kind)
-            trainer: Trainer = make_trainer(run)
+            trainer: Trainer = make_trainer(run, datasets) if config.offline else make_trainer(run)
         except KeyboardInterrupt:
             if folder.exists():
                 folder.update_info(status="interrupted")

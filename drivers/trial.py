@@ -10,16 +10,16 @@ only writer of that store, so cluster workers need no shared disk and no databas
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import json
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from gengap.envs import Split
 from gengap.eval.evaluate import evaluate
+from gengap.eval.runs import RunFolder
 from gengap.eval.store import ResultsStore
 
 __all__ = ["TRIAL_STORE", "pack_folder", "run_trial", "unpack_folder"]
@@ -89,21 +89,21 @@ def _train(task: dict[str, Any], runs_dir: Path) -> Path:
             "label": task["label"],
         }
     )
-    info_path = run_dir / "run.json"
-    if info_path.is_file():
-        status = json.loads(info_path.read_text()).get("status")
-        if status == "done":
+    folder = RunFolder(run_dir)
+    if folder.exists():
+        if folder.status() == "done":
             return run_dir
-        if not (run_dir / "checkpoint").is_dir():
+        if not folder.has_checkpoint():
             # Stopped before its first checkpoint: nothing to resume, start over cleanly.
             shutil.rmtree(run_dir)
-    if not info_path.is_file():
+    if not folder.exists():
         return Path(run_experiment(config, run_dir=run_dir, quiet=True))
     # The folder may have moved here (a Ray worker's scratch folder): point its saved
     # config at this place before resuming it.
-    saved = json.loads((run_dir / "config.json").read_text())
-    saved.update(out_dir=str(runs_dir), store=str(run_dir / TRIAL_STORE))
-    (run_dir / "config.json").write_text(json.dumps(saved, indent=2))
+    saved = folder.read_config()
+    folder.write_config(
+        dataclasses.replace(saved, out_dir=str(runs_dir), store=str(run_dir / TRIAL_STORE))
+    )
     return Path(resume_experiment(run_dir, quiet=True))
 
 
@@ -114,14 +114,15 @@ def _evaluate_extra(task: dict[str, Any], run_dir: Path) -> None:
     config = task["config"]
     store = ResultsStore(run_dir / TRIAL_STORE)
     run_id = run_dir.name
-    split = Split.load(run_dir / "split.json")
-    step = json.loads((run_dir / "agent" / "agent.json").read_text())["num_timesteps"]
+    folder = RunFolder(run_dir)
+    split = folder.read_split()
+    step = folder.agent_step()
     for evaluation in task["evaluations"]:
         tag = f"study:{evaluation['name']}"
         if store.episodes(run_id=run_id, tag=tag):
             continue
         records = evaluate(
-            run_dir / "agent",
+            folder.agent_dir,
             config["env_id"],
             split,
             evaluation["part"],

@@ -4,16 +4,13 @@
 unforked) and, at reset, resamples the level's generator until the mission's
 objects fit the split's combination axis for the env's part. The default split
 holds out the BabyAI-Text "Mixed" combinations (yellow box, red key, red door,
-green ball, grey door) that the level can generate. :func:`bot_demonstrations`
-records BabyAI's expert bot (``minigrid.utils.baby_ai_bot.BabyAIBot``).
+green ball, grey door) that the level can generate. Recording BabyAI's expert bot
+(``minigrid.utils.baby_ai_bot.BabyAIBot``) is dataset code: ``gengap.offline.collect``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -325,92 +322,3 @@ def register_babyai_envs() -> None:
 
 
 register_babyai_envs()
-
-
-# -- expert demonstrations ----------------------------------------------------------------
-@dataclass
-class Demonstration:
-    """One episode of BabyAI's expert bot.
-
-    Attributes:
-        observations: ``len(actions) + 1`` observations; ``observations[t]`` preceded
-            ``actions[t]``, the last one followed the final action.
-        actions: Actions taken, ``int64``.
-        rewards: Rewards received, ``float32``.
-        mission: The mission string.
-        level_seed: The level played.
-        success: Whether the episode ended in success.
-    """
-
-    observations: list[Any]
-    actions: np.ndarray
-    rewards: np.ndarray
-    mission: str
-    level_seed: int
-    success: bool
-
-
-def bot_demonstrations(
-    env_id: str,
-    split: Split | dict[str, Any] | None = None,
-    part: str = "train",
-    num_episodes: int = 100,
-    seed: int = 0,
-    env_kwargs: dict[str, Any] | None = None,
-) -> list[Demonstration]:
-    """Episodes of ``minigrid``'s ``BabyAIBot`` on ``part`` of a gengap BabyAI env.
-
-    Args:
-        env_id: A gengap BabyAI id (compositional, entity or plain MiniGridEnv ids).
-        split: The split (default: the env's).
-        part: The part to draw levels from.
-        num_episodes: Episodes to record.
-        seed: Episode ``i`` resets with ``seed + i`` (level draw and everything after).
-        env_kwargs: Env options, e.g. ``{"obs_mode": "entities"}``.
-
-    Returns:
-        One :class:`Demonstration` per episode, failures included (``success`` False).
-
-    Raises:
-        ValueError: For a non-positive ``num_episodes`` or an env that is not BabyAI.
-    """
-    from minigrid.utils.baby_ai_bot import BabyAIBot
-
-    from gengap.envs.factory import make
-    from gengap.envs.minigrid import MiniGridEnv
-
-    if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
-        raise InputError(f"num_episodes must be a positive integer, got {num_episodes!r}")
-    env = make(env_id, split=split, part=part, **(env_kwargs or {}))
-    base = env.unwrapped
-    if not isinstance(base, MiniGridEnv) or not isinstance(base.unwrapped_task, RoomGridLevel):
-        env.close()
-        raise InputError(f"env {env_id!r} is not a BabyAI level; the bot needs one")
-    episodes = []
-    for index in range(num_episodes):
-        obs, info = env.reset(seed=seed + index)
-        task = base.unwrapped_task
-        bot = BabyAIBot(task)
-        observations, actions, rewards = [obs], [], []
-        done, success = False, False
-        while not done:
-            with contextlib.redirect_stdout(io.StringIO()):
-                action = int(bot.replan())
-            obs, reward, terminated, truncated, step_info = env.step(action)
-            observations.append(obs)
-            actions.append(action)
-            rewards.append(float(reward))
-            done = terminated or truncated
-            success = bool(step_info.get("success", False))
-        episodes.append(
-            Demonstration(
-                observations=observations,
-                actions=np.asarray(actions, np.int64),
-                rewards=np.asarray(rewards, np.float32),
-                mission=str(task.mission),
-                level_seed=int(info["level_seed"]),
-                success=success,
-            )
-        )
-    env.close()
-    return episodes

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gengap.offline  # noqa: F401  (registers the offline learners: bc, cql, bcq, dt, ...)
 from gengap.agents import AgentConfig, agent_config_for_env, agent_config_from_dict
 from gengap.agents.base import AGENT_FILE, CONFIG_FILE
 from gengap.envs import LevelSet, Split, env_info, resolve_split
@@ -99,6 +100,14 @@ class ExperimentConfig:
         name: Run folder name (default ``<label>-s<seed>``).
         label: The configuration's name; reports pool the seeds of one label (default
             built from env, algo and number of training levels).
+        dataset: An offline run: the gengap dataset folder to learn from (collected on
+            the split's training levels; checked before training) instead of playing the
+            env. ``algo`` must then be an offline learner (``bc``, ``cql``, ``bcq``,
+            ``dt``, ...), ``num_updates`` replaces ``total_timesteps`` and ``eval_every`` /
+            ``checkpoint_every`` count updates.
+        num_updates: Gradient updates of an offline run.
+        validation_dataset: Transitions from the split's validation levels, for offline
+            learners that select their checkpoint or stop early on them (``bc``).
     """
 
     env_id: str
@@ -124,6 +133,9 @@ class ExperimentConfig:
     store: str | None = None
     name: str | None = None
     label: str | None = None
+    dataset: str | None = None
+    num_updates: int | None = None
+    validation_dataset: str | None = None
 
     def __post_init__(self) -> None:
         env_info(self.env_id)  # unknown ids raise with close matches
@@ -174,7 +186,38 @@ class ExperimentConfig:
         split = self.resolved_split()
         for part in self.final_eval_parts:
             split.levels(part)  # unknown parts raise with close matches
-        self.agent_config()
+        self._check_learner(self.agent_config())
+
+    @property
+    def offline(self) -> bool:
+        """Whether this run learns from a dataset (``dataset`` is set)."""
+        return self.dataset is not None
+
+    def _check_learner(self, agent_config: AgentConfig) -> None:
+        """An offline run needs an offline learner and an update count, and vice versa."""
+        from gengap.agents import OfflineAgent, agent_config_class, registered_algos
+
+        learns_offline = issubclass(agent_config.agent_class(), OfflineAgent)
+        if self.dataset is None:
+            if learns_offline:
+                raise InputError(f"algo {self.algo!r} learns from a dataset; give one with "
+                                 "--dataset PATH (dataset = ... in TOML) and --updates N")
+            for key in ("num_updates", "validation_dataset"):
+                if getattr(self, key) is not None:
+                    raise InputError(f"{key} is for offline runs; give a dataset too "
+                                     f"(--dataset PATH), or drop {key}")
+            return
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise InputError(f"dataset must be a dataset folder path, got {self.dataset!r}")
+        value = self.num_updates
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"num_updates (--updates) must be a positive integer for an "
+                             f"offline run, got {value!r}")
+        if not learns_offline:
+            offline = [name for name in registered_algos()
+                       if issubclass(agent_config_class(name)().agent_class(), OfflineAgent)]
+            raise InputError(f"algo {self.algo!r} learns online; a dataset run needs an "
+                             f"offline learner: {', '.join(offline) or 'none registered'}")
 
     def agent_config(self) -> AgentConfig:
         """The agent config: the env family's defaults, then ``agent`` overrides, then seed."""
@@ -393,9 +436,10 @@ class RunFolder:
         return str(self.read_info().get("status", "unknown"))
 
     def agent_step(self) -> int:
-        """Training steps of the final agent (``agent/agent.json``)."""
+        """Training steps of the final agent (``agent/agent.json``): env steps of an online
+        agent, updates of an offline one."""
         data = _read_json(self.agent_dir / AGENT_FILE, "run folder agent")
-        return int(data["num_timesteps"])
+        return int(data["num_updates"] if "num_updates" in data else data["num_timesteps"])
 
     def store_path(self) -> Path:
         """The results store that belongs to this folder, wherever the folder now is.

@@ -9,19 +9,23 @@ Any other exception is a bug in gengap: it prints its traceback and exits with s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
+from gengap.scripts.argtypes import (
+    key_value,
+    non_negative_int,
+    positive_int,
+    worker_count,
+)
 from gengap.scripts.bench import bench_targets
 
 USAGE_ERROR = 2
 BUG = 1
 INTERRUPTED = 130
-WORKERS_PER_CORE = 4
 # Evaluations a run stores (the report's --tag); studies add "study:<evaluation name>".
 REPORT_TAGS = ("final", "final-greedy", "final-sampled", "eval-greedy", "eval-sampled", "latest")
 
@@ -57,14 +61,12 @@ class _Choices(Sequence[str]):
 
 
 def _algos() -> Sequence[str]:
-    """The algorithms ``gengap train`` can run: the registered online learners."""
-    from gengap.agents import OnlineAgent, agent_config_class, registered_algos
+    """The algorithms ``gengap train`` can run: online learners play the env, offline ones
+    (with ``--dataset``) learn from a dataset."""
+    import gengap.offline  # noqa: F401  (registers the offline learners)
+    from gengap.agents import registered_algos
 
-    return [
-        algo
-        for algo in registered_algos()
-        if issubclass(agent_config_class(algo)().agent_class(), OnlineAgent)
-    ]
+    return list(registered_algos())
 
 
 def _parts() -> Sequence[str]:
@@ -104,7 +106,12 @@ class _HelpFormatter(argparse.HelpFormatter):
         default = getattr(action, "default_text", None)
         if callable(default):
             default = default()
-        elif default is None and action.default not in (None, False, [], argparse.SUPPRESS):
+        elif default is None and not (
+            action.default is None
+            or action.default is False
+            or action.default == []
+            or action.default is argparse.SUPPRESS
+        ):
             default = str(action.default)
         if default is not None:
             extras.append(f"default: {default}")
@@ -147,55 +154,6 @@ def _option(
     return action
 
 
-def _positive_int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be a positive integer, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value}")
-        return value
-
-    return parse
-
-
-def _worker_count(name: str) -> Callable[[str], int]:
-    """A positive number of worker processes, at most :data:`WORKERS_PER_CORE` per CPU core:
-    each is a process of its own with a copy of the agent, so far more than the cores only
-    contend for them (and thousands would exhaust memory)."""
-    positive = _positive_int(name)
-
-    def parse(text: str) -> int:
-        value = positive(text)
-        limit = WORKERS_PER_CORE * (os.cpu_count() or 1)
-        if value > limit:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be at most {limit} ({WORKERS_PER_CORE} per CPU core here), got "
-                f"{value}: each worker is a process with its own copy of the agent"
-            )
-        return value
-
-    return parse
-
-
-def _non_negative_int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be a non-negative integer, got {text!r}"
-            ) from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {value}")
-        return value
-
-    return parse
-
-
 def _limit_torch_threads() -> None:
     """One torch thread unless GENGAP_TORCH_THREADS says otherwise: gengap's networks are
     small, and on a few cores extra threads slow them down many times over."""
@@ -209,22 +167,6 @@ def _limit_torch_threads() -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-def _key_value(name: str) -> Callable[[str], tuple[str, object]]:
-    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true, lists), else text."""
-
-    def parse(text: str) -> tuple[str, object]:
-        key, sep, raw = text.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"{name} must look like KEY=VALUE, got {text!r}")
-        try:
-            value: object = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        return key, value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         envs,
         "--train-levels",
         metavar="N",
-        type=_positive_int("--train-levels"),
+        type=positive_int("--train-levels"),
         default=None,
         default_text="all of a bounded training set",
         help="with --check-leakage: training levels to compare against, the first ones of "
@@ -256,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         envs,
         "--test-levels",
         metavar="N",
-        type=_positive_int("--test-levels"),
+        type=positive_int("--test-levels"),
         default=None,
         default_text="1000",
         help="with --check-leakage: held-out levels to check, the first ones of --part",
@@ -274,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--env-option",
         metavar="KEY=VALUE",
         action="append",
-        type=_key_value("--env-option"),
+        type=key_value("--env-option"),
         default=[],
         default_text="none",
         help="with --check-leakage: an env option, e.g. --env-option distribution_mode=hard "
@@ -284,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         envs,
         "--probe-steps",
         metavar="N",
-        type=_non_negative_int("--probe-steps"),
+        type=non_negative_int("--probe-steps"),
         default=None,
         default_text="the family's: 100 for Procgen, 0 where the fingerprint is the full "
         "initial state",
@@ -322,14 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ALGO",
         choices=_Choices(_algos),
         default_text=_experiment_default("algo"),
-        help="online training algorithm",
+        help="the learner: online ones (ppo, dqn, sac) play the env; offline ones (bc, cql, "
+        "bcq, dt, iql, td3bc, lm) learn from --dataset",
     )
     _option(
         train,
         "--train-levels",
         metavar="N",
         dest="num_train_levels",
-        type=_positive_int("--train-levels"),
+        type=positive_int("--train-levels"),
         default_text="the env's default split",
         help="train on levels 0..N-1 (the held-out levels stay the env's default)",
     )
@@ -338,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         metavar="N",
         dest="total_timesteps",
-        type=_positive_int("--steps"),
+        type=positive_int("--steps"),
         default_text=_experiment_default("total_timesteps"),
         help="environment steps to train for",
     )
@@ -346,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         train,
         "--seed",
         metavar="N",
-        type=_non_negative_int("--seed"),
+        type=non_negative_int("--seed"),
         default_text=_experiment_default("seed"),
         help="seeds the agent, the envs and evaluation",
     )
@@ -354,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         train,
         "--num-envs",
         metavar="N",
-        type=_positive_int("--num-envs"),
+        type=positive_int("--num-envs"),
         default_text=_experiment_default("num_envs"),
         help="parallel training envs",
     )
@@ -362,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         train,
         "--eval-every",
         metavar="N",
-        type=_non_negative_int("--eval-every"),
+        type=non_negative_int("--eval-every"),
         default_text="0: ten evaluations over the run",
         help="steps between evaluations on train and test levels during training",
     )
@@ -370,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         train,
         "--eval-episodes",
         metavar="N",
-        type=_positive_int("--eval-episodes"),
+        type=positive_int("--eval-episodes"),
         default_text=_experiment_default("eval_episodes"),
         help="episodes per part at each evaluation during training",
     )
@@ -378,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         train,
         "--eval-num-envs",
         metavar="N",
-        type=_positive_int("--eval-num-envs"),
+        type=positive_int("--eval-num-envs"),
         default_text=_experiment_default("eval_num_envs"),
         help="envs stepped side by side in evaluation (independent of --num-envs)",
     )
@@ -386,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         train,
         "--final-eval-episodes",
         metavar="N",
-        type=_positive_int("--final-eval-episodes"),
+        type=positive_int("--final-eval-episodes"),
         default_text=_experiment_default("final_eval_episodes"),
         help="episodes per part in the evaluation at the end of training",
     )
@@ -409,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent",
         metavar="KEY=VALUE",
         action="append",
-        type=_key_value("--agent"),
+        type=key_value("--agent"),
         default=[],
         default_text="the algorithm's defaults for the env family",
         help="override an agent hyperparameter, e.g. --agent learning_rate=3e-4 (repeatable; "
@@ -421,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="env_options",
         metavar="KEY=VALUE",
         action="append",
-        type=_key_value("--env-option"),
+        type=key_value("--env-option"),
         default=[],
         default_text="the env's defaults",
         help="set an env option, e.g. --env-option obs_mode=rgb (MiniGrid) or "
@@ -433,6 +376,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="drop held-out levels that duplicate a training level (leakage check) first",
+    )
+    train.add_argument(
+        "--dataset",
+        metavar="PATH",
+        help="offline run: learn from this dataset (with an offline --algo: bc, cql, bcq, dt, "
+        "iql, td3bc; --env defaults to the dataset's) instead of playing the env (default: none)",
+    )
+    train.add_argument(
+        "--updates",
+        dest="num_updates",
+        type=positive_int("--updates"),
+        help="gradient updates of an offline run (required with --dataset; default: none)",
+    )
+    train.add_argument(
+        "--validation-dataset",
+        metavar="PATH",
+        help="offline run: transitions from the split's validation levels, for checkpoint "
+        "selection and early stopping (bc) (default: none)",
     )
     _option(
         train,
@@ -453,12 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="part of the run's split to evaluate on",
     )
     ev.add_argument(
-        "--episodes", type=_positive_int("--episodes"), default=200, help="episodes to play"
+        "--episodes", type=positive_int("--episodes"), default=200, help="episodes to play"
     )
     ev.add_argument(
         "--workers",
         metavar="N",
-        type=_worker_count("--workers"),
+        type=worker_count("--workers"),
         default=1,
         help="evaluation processes",
     )
@@ -485,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quick.add_argument(
         "--seeds",
-        type=_positive_int("--seeds"),
+        type=positive_int("--seeds"),
         default=None,
         help="training seeds 0..N-1 per number of training levels (default: the study "
         "file's, studies/levels_gap.toml)",
@@ -494,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         quick,
         "--steps",
         metavar="N",
-        type=_positive_int("--steps"),
+        type=positive_int("--steps"),
         default=None,
         default_text="the study file's",
         help="environment steps per run",
@@ -503,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         quick,
         "--train-levels",
         metavar="N",
-        type=_positive_int("--train-levels"),
+        type=positive_int("--train-levels"),
         default=None,
         default_text="the study file's grid",
         help="train on this many levels only (one setting instead of the grid)",
@@ -518,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     _option(
         quick,
         "--workers",
-        type=_worker_count("--workers"),
+        type=worker_count("--workers"),
         default=None,
         default_text="one per core",
         help="training processes",
@@ -530,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         study,
         "--workers",
         metavar="N",
-        type=_worker_count("--workers"),
+        type=worker_count("--workers"),
         default=None,
         default_text="the file's workers",
         help="training processes",
@@ -560,6 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a tiny budget that only checks the benchmark runs end to end (its numbers "
         "mean little)",
     )
+
+    from gengap.scripts import offline_cli
+
+    offline_cli.add_parsers(sub)
     return parser
 
 
@@ -592,7 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import gengap.envs  # noqa: F401  (first, so old Gym's import notice stays quiet)
         from gengap.scripts import commands
 
-        return int(getattr(commands, f"cmd_{command}")(args) or 0)
+        handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{command}")
+        return int(handler(args) or 0)
     except UsageError as error:
         print(f"{error}", file=sys.stderr)
         return USAGE_ERROR

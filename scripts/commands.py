@@ -117,8 +117,22 @@ _TRAIN_KEYS = (
     "out_dir",
     "name",
     "exclude_leaked_levels",
+    "dataset",
+    "num_updates",
+    "validation_dataset",
 )
 _TRAIN_FLAGS = {"num_envs": "--num-envs", "env_kwargs": "--env-option", "agent": "--agent"}
+
+
+def _dataset_env(path: str) -> str:
+    """The env id an offline dataset was collected on (its card), for ``--dataset`` alone."""
+    from gengap.envs.errors import InputError
+    from gengap.offline.dataset import Dataset
+
+    env_id = Dataset.open(path).env_id
+    if env_id is None:
+        raise InputError(f"dataset {path!r} does not name its env; give --env ID")
+    return env_id
 
 
 def _experiment_from_args(args: argparse.Namespace) -> Any:
@@ -134,6 +148,8 @@ def _experiment_from_args(args: argparse.Namespace) -> Any:
         value = getattr(args, key)
         if value is not None:
             data[key] = value
+    if "env_id" not in data and data.get("dataset"):
+        data["env_id"] = _dataset_env(str(data["dataset"]))
     if "env_id" not in data:
         raise InputError(
             "train needs an environment: give --env ID or an experiment file with env_id"

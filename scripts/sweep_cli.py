@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gengap.scripts.argtypes import non_negative_int, positive_int
+
 __all__ = ["add_parsers", "cmd_sweep", "is_sweep_folder", "print_sweep_table"]
 
 
@@ -24,32 +26,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(flag: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {text!r}")
-        return value
-
-    return parse
-
-
-def _non_negative_int(flag: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = -1
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be an integer >= 0, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_parsers(sub: Any) -> None:
     """Add ``sweep`` to the CLI's subparsers."""
     sweep = sub.add_parser(
@@ -59,7 +35,7 @@ def add_parsers(sub: Any) -> None:
     sweep.add_argument("study_file", help="study TOML file with grids (see studies/)")
     sweep.add_argument(
         "--workers",
-        type=_positive_int("--workers"),
+        type=positive_int("--workers"),
         default=None,
         help="trials at once (default: the study's workers)",
     )
@@ -83,7 +59,7 @@ def add_parsers(sub: Any) -> None:
     )
     sweep.add_argument(
         "--retries",
-        type=_non_negative_int("--retries"),
+        type=non_negative_int("--retries"),
         default=None,
         help="extra attempts of a crashing trial before it is recorded failed "
         "(default: the study's retries, 1)",

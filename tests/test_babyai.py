@@ -10,7 +10,6 @@ from gengap.envs import Split, env_info, make
 from gengap.envs.babyai import (
     CompositionalBabyAIEnv,
     _descriptions,
-    bot_demonstrations,
     mission_combinations,
     mixed_split,
     scene_combinations,
@@ -171,26 +170,3 @@ def test_mission_combinations_reads_the_instruction():
     assert len(combos) == 2
     for colour, kind in combos:
         assert f"{colour} {kind}" in info["mission"]
-
-
-@pytest.mark.parametrize("part", ["train", "combinatorial"])
-def test_the_expert_bot_solves_most_episodes(part):
-    demos = bot_demonstrations(GOTO, part=part, num_episodes=12, seed=5)
-    assert len(demos) == 12
-    assert sum(d.success for d in demos) >= 11
-    for demo in demos:
-        assert len(demo.observations) == len(demo.actions) + 1 == len(demo.rewards) + 1
-        assert demo.actions.dtype == np.int64 and demo.mission.startswith("go to")
-        if demo.success:
-            assert demo.rewards[-1] > 0
-    again = bot_demonstrations(GOTO, part=part, num_episodes=3, seed=5)
-    assert [d.actions.tolist() for d in again] == [d.actions.tolist() for d in demos[:3]]
-
-
-def test_bot_on_put_next_and_argument_checks():
-    demos = bot_demonstrations(PUTNEXT, part="combinatorial", num_episodes=4, seed=0)
-    assert sum(d.success for d in demos) >= 3
-    with pytest.raises(ValueError, match="num_episodes must be a positive integer, got 0"):
-        bot_demonstrations(GOTO, num_episodes=0)
-    with pytest.raises(ValueError, match="is not a BabyAI level"):
-        bot_demonstrations("gengap/minigrid-doorkey-5x5-v0", num_episodes=1)

@@ -1,0 +1,849 @@
+"""Collecting datasets: roll a policy out on a split's training levels and write a dataset.
+
+:func:`collect` steps gengap's native vector envs (Procgen's C++ vector env, Gymnasium's
+sync vector env for the others; both auto-reset in ``SAME_STEP`` mode), records every
+episode with its level seed (and, where the env has a combination axis, the combinations
+its mission named) and writes a :class:`~gengap.offline.dataset.Dataset`.
+
+Policies (:func:`make_policy` parses what ``gengap collect --policy`` takes):
+
+- ``random``: uniform actions;
+- ``bot``: BabyAI's scripted expert (``minigrid.utils.baby_ai_bot.BabyAIBot``) on BabyAI
+  levels, compositional ones included;
+- ``RUN_DIR`` or ``RUN_DIR@expert``: the final agent of a gengap run (any agent kind);
+- ``RUN_DIR@mixed``: the run's snapshot whose held-out score is closest to 75% of the final
+  one (gen_dgrl's "mixed" data);
+- ``RUN_DIR@suboptimal``: every snapshot of the run, an equal share of the data each
+  (gen_dgrl's "suboptimal" data: logs across training);
+
+each optionally mixed with uniform actions (``epsilon``). Snapshots are read from
+``RUN_DIR/snapshots/step-<N>/`` (an agent directory plus ``snapshot.json`` with
+``{"step": N, "scores": {"train": {...}, "test": {...}}}``).
+
+Procgen drops each episode's true terminal frame (the env auto-resets natively), so the
+final observation of a Procgen episode is a copy of its last frame, as
+``gengap.envs.procgen.ProcgenEnv`` returns it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from gengap.envs import LevelSet, Split, env_info, make, resolve_split
+from gengap.envs.errors import InputError, InputFileNotFoundError
+from gengap.envs.registry import unknown_name_message
+from gengap.offline.dataset import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_CODEC,
+    DatasetWriter,
+    check_new_dataset_path,
+)
+
+__all__ = [
+    "SKILL_LEVELS",
+    "Demonstration",
+    "Policy",
+    "bot_demonstrations",
+    "collect",
+    "make_policy",
+    "training_split",
+]
+
+SKILL_LEVELS = ("expert", "mixed", "suboptimal")
+#: gen_dgrl's "mixed" data comes from the checkpoint at about this fraction of the final score.
+MIXED_FRACTION = 0.75
+ACTION_MODES = ("sampled", "greedy")
+_SCORE_METRICS = ("normalized_return", "success", "return")
+
+
+# -- policies ---------------------------------------------------------------------------------
+class Policy:
+    """Maps a batch of observations of a vector env to actions.
+
+    Attributes:
+        description: What the card records about the policy.
+    """
+
+    description: dict[str, Any]
+
+    def start(self, env: gymnasium.vector.VectorEnv, rng: np.random.Generator) -> None:
+        """Called once with the freshly reset env."""
+
+    def episode_started(self, env: gymnasium.vector.VectorEnv, index: int) -> None:
+        """Called when env ``index`` starts a new episode (after an auto-reset)."""
+
+    def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _random_actions(
+    space: gymnasium.Space[Any], count: int, rng: np.random.Generator
+) -> np.ndarray:
+    if isinstance(space, spaces.Discrete):
+        return (space.start + rng.integers(0, space.n, size=count)).astype(np.int64)
+    if isinstance(space, spaces.Box):
+        return rng.uniform(space.low, space.high, size=(count, *space.shape)).astype(space.dtype)
+    if isinstance(space, spaces.MultiDiscrete):
+        return rng.integers(0, space.nvec, size=(count, *space.shape)).astype(np.int64)
+    raise InputError(f"random actions need a Discrete, Box or MultiDiscrete space, got {space}")
+
+
+class RandomPolicy(Policy):
+    """Uniform random actions."""
+
+    def __init__(self) -> None:
+        self.description = {"kind": "random", "name": "random"}
+        self._rng = np.random.default_rng()
+
+    def start(self, env: gymnasium.vector.VectorEnv, rng: np.random.Generator) -> None:
+        self._rng = rng
+
+    def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
+        return _random_actions(env.single_action_space, env.num_envs, self._rng)
+
+
+class AgentPolicy(Policy):
+    """A saved gengap agent (any kind), greedy or sampled."""
+
+    def __init__(self, agent_dir: Path, deterministic: bool, description: dict[str, Any]) -> None:
+        from gengap.agents import load_agent
+
+        self.agent = load_agent(agent_dir)
+        self.deterministic = deterministic
+        self.description = description
+
+    def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
+        return np.asarray(self.agent.act(obs, deterministic=self.deterministic))
+
+
+class BotPolicy(Policy):
+    """BabyAI's scripted expert, one bot per env, rebuilt at every episode."""
+
+    def __init__(self) -> None:
+        self.description = {"kind": "bot", "name": "BabyAIBot"}
+        self._bots: list[Any] = []
+        self._last: list[int | None] = []
+
+    def start(self, env: gymnasium.vector.VectorEnv, rng: np.random.Generator) -> None:
+        tasks = _babyai_tasks(env)
+        self._bots = [None] * len(tasks)
+        self._last = [None] * len(tasks)
+        for index in range(len(tasks)):
+            self.episode_started(env, index)
+
+    def episode_started(self, env: gymnasium.vector.VectorEnv, index: int) -> None:
+        from minigrid.utils.baby_ai_bot import BabyAIBot
+
+        self._bots[index] = BabyAIBot(_babyai_tasks(env)[index])
+        self._last[index] = None
+
+    def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
+        actions = np.empty(len(self._bots), dtype=np.int64)
+        for index, bot in enumerate(self._bots):
+            with contextlib.redirect_stdout(io.StringIO()):  # BabyAI prints while planning
+                actions[index] = int(bot.replan(self._last[index]))
+        return actions
+
+    def taken(self, actions: np.ndarray) -> None:
+        """The actions really taken (they differ from the bot's under an epsilon mixture)."""
+        self._last = [int(a) for a in actions]
+
+
+def _babyai_tasks(env: gymnasium.vector.VectorEnv) -> list[Any]:
+    from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
+
+    from gengap.envs.minigrid import MiniGridEnv
+
+    envs = getattr(env, "envs", None)
+    tasks = []
+    for single in envs or []:
+        base = single.unwrapped
+        if isinstance(base, MiniGridEnv) and isinstance(base.unwrapped_task, RoomGridLevel):
+            tasks.append(base.unwrapped_task)
+    if envs is None or len(tasks) != len(envs):
+        raise InputError("--policy bot needs a BabyAI env (the bot plays BabyAI levels only)")
+    return tasks
+
+
+class EpsilonPolicy(Policy):
+    """With probability ``epsilon`` per step and env, a uniform action instead of ``inner``'s."""
+
+    def __init__(self, inner: Policy, epsilon: float) -> None:
+        self.inner = inner
+        self.epsilon = epsilon
+        self.description = {**inner.description, "epsilon": epsilon}
+        self._rng = np.random.default_rng()
+
+    def start(self, env: gymnasium.vector.VectorEnv, rng: np.random.Generator) -> None:
+        self._rng = np.random.default_rng(rng.integers(2**63))
+        self.inner.start(env, rng)
+
+    def episode_started(self, env: gymnasium.vector.VectorEnv, index: int) -> None:
+        self.inner.episode_started(env, index)
+
+    def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
+        actions = self.inner.act(obs, env)
+        explore = self._rng.random(env.num_envs) < self.epsilon
+        if explore.any():
+            random = _random_actions(env.single_action_space, env.num_envs, self._rng)
+            actions = np.where(explore.reshape(-1, *([1] * (actions.ndim - 1))), random, actions)
+        if isinstance(self.inner, BotPolicy):
+            self.inner.taken(actions)
+        return actions
+
+
+@dataclass
+class PolicyPlan:
+    """What :func:`make_policy` resolves: policies with their share of the data, and the
+    env, split and options a run-folder policy was trained with."""
+
+    policies: list[Policy]
+    skill: str | None
+    score: dict[str, Any] | None = None
+    env_id: str | None = None
+    split: Split | None = None
+    env_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _snapshot_metric(scores: dict[str, Any]) -> tuple[str, float] | None:
+    test = scores.get("test") or {}
+    for metric in _SCORE_METRICS:
+        if test.get(metric) is not None:
+            return metric, float(test[metric])
+    return None
+
+
+def read_snapshots(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's snapshots, by step: ``{"step", "scores", "path"}`` each."""
+    folder = run_dir / "snapshots"
+    found = []
+    for snapshot_json in sorted(folder.glob("step-*/snapshot.json")) if folder.is_dir() else []:
+        data = json.loads(snapshot_json.read_text(encoding="utf-8"))
+        if not (snapshot_json.parent / "config.json").is_file():
+            continue  # a snapshot whose agent was not written completely
+        found.append(
+            {
+                "step": int(data["step"]),
+                "scores": data.get("scores", {}),
+                "path": snapshot_json.parent,
+            }
+        )
+    return sorted(found, key=lambda s: s["step"])
+
+
+def make_policy(text: str, *, epsilon: float = 0.0, action_mode: str = "sampled") -> PolicyPlan:
+    """Resolve ``--policy``: ``random``, ``bot``, or ``RUN_DIR[@expert|@mixed|@suboptimal]``.
+
+    Raises:
+        InputError: For an unknown policy, a missing run folder or agent, a run without
+            snapshots for ``@mixed``/``@suboptimal``, or a bad ``epsilon``/``action_mode``.
+    """
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not 0 <= epsilon <= 1:
+        raise InputError(f"--epsilon must be a number in [0, 1], got {epsilon!r}")
+    if action_mode not in ACTION_MODES:
+        raise InputError(unknown_name_message("action mode", action_mode, ACTION_MODES))
+    plan = _base_plan(text, deterministic=action_mode == "greedy")
+    if epsilon > 0:
+        plan.policies = [EpsilonPolicy(p, float(epsilon)) for p in plan.policies]
+    for policy in plan.policies:
+        inner = policy.inner if isinstance(policy, EpsilonPolicy) else policy
+        if isinstance(inner, AgentPolicy):
+            policy.description.setdefault("action_mode", action_mode)
+    return plan
+
+
+def _base_plan(text: str, *, deterministic: bool) -> PolicyPlan:
+    if text == "random":
+        return PolicyPlan([RandomPolicy()], skill=None)
+    if text == "bot":
+        return PolicyPlan([BotPolicy()], skill="expert")
+    run_text, _, skill = text.partition("@")
+    run_dir = Path(run_text)
+    if not (run_dir / "config.json").is_file():
+        if not run_dir.exists() and "@" not in text and os.sep not in text:
+            raise InputError(
+                unknown_name_message("policy", text, ("random", "bot", "RUN_DIR[@skill]"))
+            )
+        raise InputFileNotFoundError(
+            f"--policy {text!r}: {str(run_dir)!r} is not a gengap run folder (no config.json)"
+        )
+    skill = skill or "expert"
+    if skill not in SKILL_LEVELS:
+        raise InputError(unknown_name_message("skill level", skill, SKILL_LEVELS))
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    split = Split.load(run_dir / "split.json") if (run_dir / "split.json").is_file() else None
+    snapshots = read_snapshots(run_dir)
+    base = {"kind": "run", "run_dir": str(run_dir), "skill": skill}
+    plan = PolicyPlan(
+        [],
+        skill=skill,
+        env_id=config.get("env_id"),
+        split=split,
+        env_options=dict(config.get("env_kwargs") or {}),
+    )
+    if skill == "expert":
+        agent_dir = run_dir / "agent"
+        if not (agent_dir / "config.json").is_file():
+            raise InputFileNotFoundError(
+                f"--policy {text!r}: the run has no final agent ({agent_dir}/config.json); "
+                "finish it with `gengap train --resume`"
+            )
+        final = snapshots[-1] if snapshots else None
+        plan.score = final["scores"] if final else None
+        plan.policies = [AgentPolicy(agent_dir, deterministic, {**base, "name": "final agent"})]
+        return plan
+    scored = [s for s in snapshots if _snapshot_metric(s["scores"]) is not None]
+    if not scored:
+        raise InputFileNotFoundError(
+            f"--policy {text!r}: the run has no scored snapshots in {run_dir}/snapshots "
+            f"(train it with snapshots kept to collect {skill} data)"
+        )
+    if skill == "mixed":
+        metric, final_score = _snapshot_metric(scored[-1]["scores"])  # type: ignore[misc]
+        target = MIXED_FRACTION * final_score
+        chosen = min(scored, key=lambda s: abs(_snapshot_metric(s["scores"])[1] - target))  # type: ignore[index]
+        plan.score = chosen["scores"]
+        plan.policies = [
+            AgentPolicy(
+                chosen["path"],
+                deterministic,
+                {
+                    **base,
+                    "name": f"snapshot step {chosen['step']}",
+                    "step": chosen["step"],
+                    "target": {"metric": metric, "value": target, "final": final_score},
+                },
+            )
+        ]
+        return plan
+    plan.score = {"snapshots": {str(s["step"]): s["scores"] for s in scored}}
+    plan.policies = [
+        AgentPolicy(
+            s["path"],
+            deterministic,
+            {**base, "name": f"snapshot step {s['step']}", "step": s["step"]},
+        )
+        for s in scored
+    ]
+    return plan
+
+
+# -- splits -----------------------------------------------------------------------------------
+def training_split(env_id: str, split: Split | None, num_train_levels: int | None) -> Split:
+    """The split to collect on: ``split`` (default: the env's), with its training part cut
+    to levels ``0..num_train_levels-1`` when given (validation dropped where it overlaps).
+
+    Raises:
+        InputError: For a non-positive ``num_train_levels`` or one that overlaps held-out levels.
+    """
+    resolved = resolve_split(env_id, split)
+    if num_train_levels is None:
+        return resolved
+    if (
+        isinstance(num_train_levels, bool)
+        or not isinstance(num_train_levels, int)
+        or (num_train_levels < 1)
+    ):
+        raise InputError(f"--train-levels must be a positive integer, got {num_train_levels!r}")
+    train = LevelSet.range(
+        resolved.train.start if resolved.train.seeds is None else 0, num_train_levels
+    )
+    validation = resolved.validation
+    if validation is not None and validation.overlap(train)[0]:
+        validation = None
+    try:
+        return Split(
+            train=train,
+            validation=validation,
+            test=resolved.test,
+            name=f"{resolved.name.rsplit('-', 1)[0]}-{num_train_levels}",
+            combinations=resolved.combinations,
+        )
+    except ValueError as error:
+        raise InputError(f"--train-levels {num_train_levels}: {error}") from None
+
+
+# -- provenance (offline may not import gengap.eval) ------------------------------------------
+def _git_revision() -> str | None:
+    folder = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--verify", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env=env,
+            check=False,
+        )
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env=env,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    revision = head.stdout.strip()
+    return f"{revision}-dirty" if status.stdout.strip() else revision
+
+
+def _gengap_version() -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("gengap")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# -- progress ---------------------------------------------------------------------------------
+class _Progress:
+    """frames/s as a rich bar on a terminal, as a full line every few seconds otherwise."""
+
+    def __init__(self, total: int, unit: str, enabled: bool) -> None:
+        self.total, self.unit, self.enabled = total, unit, enabled
+        self.start = time.perf_counter()
+        self.last_line = self.start
+        self.frames_before: int | None = None
+        self.bar: Any = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]collect"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(unit),
+                TextColumn("{task.fields[fps]:>7.0f} frames/s"),
+                console=Console(stderr=True),
+            )
+            self.task = self.bar.add_task("collect", total=total, fps=0.0)
+            self.bar.start()
+
+    def begin(self) -> None:
+        """Start the clock (after the env is built: frames/s measures collection only)."""
+        if self.frames_before is None:
+            self.start = self.last_line = time.perf_counter()
+            self.frames_before = 0
+
+    def update(self, done: int, frames: int, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        fps = frames / max(now - self.start, 1e-9)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, fps=fps)
+        elif final or now - self.last_line >= 5.0:
+            self.last_line = now
+            print(
+                f"collect: {done}/{self.total} {self.unit}, {frames} frames, {fps:.0f} frames/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# -- the collection loop ----------------------------------------------------------------------
+def _take(obs: Any, index: int) -> Any:
+    if isinstance(obs, dict):
+        return {key: np.array(value[index]) for key, value in obs.items()}
+    return np.array(obs[index])
+
+
+def _stack(observations: list[Any]) -> Any:
+    if isinstance(observations[0], dict):
+        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    return np.stack(observations)
+
+
+class _EpisodeBuffer:
+    def __init__(self, first_obs: Any, level_seed: int, combinations: Any) -> None:
+        self.observations = [first_obs]
+        self.actions: list[Any] = []
+        self.rewards: list[float] = []
+        self.terminations: list[bool] = []
+        self.truncations: list[bool] = []
+        self.level_seed = level_seed
+        self.combinations = combinations
+
+
+def _info_at(infos: dict[str, Any], key: str, index: int) -> Any:
+    values = infos.get(key)
+    mask = infos.get(f"_{key}")
+    if values is None or (mask is not None and not mask[index]):
+        return None
+    return values[index]
+
+
+# Reset-info keys naming the factor combinations an episode presents, and how to read them
+# as a list of combinations (the first key an env reports is used).
+COMBINATION_INFO: dict[str, Callable[[Any], list[Any]]] = {
+    "mission_combinations": list,  # BabyAI: the (colour, type) of each mission description
+    "goal_combination": lambda value: [value],  # shapes world: the goal object's
+}
+
+
+def _combinations(infos: dict[str, Any], index: int) -> list[list[Any]] | None:
+    for key, read in COMBINATION_INFO.items():
+        value = _info_at(infos, key, index)
+        if value is not None:
+            return [[None if v is None else str(v) for v in combo] for combo in read(value)]
+    return None
+
+
+def _max_episode_steps(env: gymnasium.vector.VectorEnv) -> int | None:
+    limit = getattr(env, "episode_limit", None)
+    if limit is None and getattr(env, "envs", None):
+        task = getattr(env.envs[0].unwrapped, "unwrapped_task", None)  # type: ignore[attr-defined]
+        limit = getattr(task, "max_steps", None)
+    return None if limit is None else int(limit)
+
+
+def collect(
+    env_id: str,
+    policy: PolicyPlan | Policy,
+    out: str | Path,
+    *,
+    num_transitions: int | None = None,
+    num_episodes: int | None = None,
+    split: Split | None = None,
+    env_options: dict[str, Any] | None = None,
+    num_envs: int = 8,
+    seed: int = 0,
+    progress: bool = False,
+    codec: str = DEFAULT_CODEC,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    card: dict[str, Any] | None = None,
+) -> Path:
+    """Roll ``policy`` out on the training levels of ``split`` and write a dataset at ``out``.
+
+    Exactly one of ``num_transitions`` (the dataset then holds exactly that many: episodes
+    still running when it is reached are ended as truncated, and counted in the card as
+    ``cut_episodes``) and ``num_episodes`` (completed episodes; episodes still running
+    are dropped) is given. With several policies (``@suboptimal``) each collects an equal
+    share, in order.
+
+    Args:
+        env_id: A registered gengap env id.
+        policy: A :class:`PolicyPlan` from :func:`make_policy`, or one :class:`Policy`.
+        out: The dataset folder to create.
+        num_transitions: Stop after this many transitions.
+        num_episodes: Stop after this many completed episodes.
+        split: The split (default: the plan's run split, else the env's); only its
+            ``train`` part is played.
+        env_options: Family options (default: the plan's run options).
+        num_envs: Parallel envs.
+        seed: Seeds the envs, the policy's randomness and torch.
+        progress: Show a progress bar with frames/s (full lines when not a terminal).
+        codec: Dataset codec (``"zstd"`` or ``"none"``).
+        chunk_rows: Rows per compressed chunk.
+        card: Extra card entries.
+
+    Returns:
+        The dataset folder.
+
+    Raises:
+        InputError: For bad counts, an env that differs from the run's, or a bad policy.
+        InputFileExistsError: If ``out`` exists.
+    """
+    plan = policy if isinstance(policy, PolicyPlan) else PolicyPlan([policy], skill=None)
+    env_info(env_id)
+    if plan.env_id is not None and plan.env_id != env_id:
+        raise InputError(
+            f"--env {env_id} differs from the env the policy's run trained on ({plan.env_id})"
+        )
+    if (num_transitions is None) == (num_episodes is None):
+        raise InputError("give exactly one of --transitions and --episodes")
+    budget = num_transitions if num_transitions is not None else num_episodes
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        which = "--transitions" if num_transitions is not None else "--episodes"
+        raise InputError(f"{which} must be a positive integer, got {budget!r}")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise InputError(f"num_envs must be a positive integer, got {num_envs!r}")
+    check_new_dataset_path(out)  # before building envs, which can take seconds
+    split = split if split is not None else (plan.split or resolve_split(env_id, None))
+    options = dict(plan.env_options if env_options is None else env_options)
+    shares = _shares(budget, len(plan.policies))
+    rng = np.random.default_rng(seed)
+    if any(isinstance(p, AgentPolicy | EpsilonPolicy) for p in plan.policies):
+        import torch
+
+        torch.manual_seed(seed)
+
+    env = make(env_id, split=split, part="train", num_envs=num_envs, **options)
+    base_card = {
+        "env_id": env_id,
+        "env_options": options,
+        "part": "train",
+        "split": split.to_dict(),
+        "policy": plan.policies[0].description
+        if len(plan.policies) == 1
+        else {
+            "kind": "run",
+            "skill": plan.skill,
+            "name": "snapshots " + ", ".join(str(p.description.get("step")) for p in plan.policies),
+            "members": [p.description for p in plan.policies],
+        },
+        "policy_score": plan.score,
+        "skill_level": plan.skill,
+        "seed": seed,
+        "num_envs": num_envs,
+        "stop": {"transitions": num_transitions}
+        if num_transitions is not None
+        else {"episodes": num_episodes},
+        "max_episode_steps": _max_episode_steps(env),
+        "gengap_version": _gengap_version(),
+        "git_revision": _git_revision(),
+        **(card or {}),
+    }
+    unit = "transitions" if num_transitions is not None else "episodes"
+    bar = _Progress(budget, unit, progress)
+    counters = {"done": 0, "frames": 0, "cut": 0}
+    try:
+        with DatasetWriter(
+            out,
+            env.single_observation_space,
+            env.single_action_space,
+            base_card,
+            codec=codec,
+            chunk_rows=chunk_rows,
+        ) as writer:
+            for index, (member, share) in enumerate(zip(plan.policies, shares, strict=True)):
+                _roll_out(
+                    env,
+                    member,
+                    writer,
+                    share,
+                    by_transitions=num_transitions is not None,
+                    seed=seed + 7919 * index,
+                    rng=rng,
+                    bar=bar,
+                    counters=counters,
+                )
+            writer.card["cut_episodes"] = counters["cut"]
+            bar.update(counters["done"], counters["frames"], final=True)
+    finally:
+        bar.close()
+        env.close()
+    return Path(out)
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def _roll_out(
+    env: gymnasium.vector.VectorEnv,
+    policy: Policy,
+    writer: DatasetWriter,
+    budget: int,
+    *,
+    by_transitions: bool,
+    seed: int,
+    rng: np.random.Generator,
+    bar: _Progress,
+    counters: dict[str, int],
+) -> None:
+    if budget < 1:
+        return
+    obs, infos = env.reset(seed=seed)
+    num_envs = env.num_envs
+    policy.start(env, rng)
+    bar.begin()
+    buffers = [
+        _EpisodeBuffer(
+            _take(obs, i),
+            int(infos["level_seed"][i]),
+            _combinations(infos, i),
+        )
+        for i in range(num_envs)
+    ]
+    done = 0
+
+    def write(buffer: _EpisodeBuffer, success: bool | None) -> None:
+        writer.add_episode(
+            _stack(buffer.observations),
+            np.asarray(buffer.actions),
+            np.asarray(buffer.rewards, dtype=np.float32),
+            np.asarray(buffer.terminations),
+            np.asarray(buffer.truncations),
+            level_seed=buffer.level_seed,
+            combinations=buffer.combinations,
+            success=success,
+        )
+
+    while done < budget:
+        actions = policy.act(obs, env)
+        obs, rewards, terminations, truncations, infos = env.step(actions)
+        # The last step may be partial: only as many envs as transitions are still wanted.
+        active = min(num_envs, budget - done) if by_transitions else num_envs
+        final_obs = infos.get("final_obs")
+        final_info = infos.get("final_info") or {}
+        for i in range(active):
+            buffer = buffers[i]
+            buffer.actions.append(actions[i])
+            buffer.rewards.append(float(rewards[i]))
+            buffer.terminations.append(bool(terminations[i]))
+            buffer.truncations.append(bool(truncations[i]))
+            if not (terminations[i] or truncations[i]):
+                buffer.observations.append(_take(obs, i))
+                continue
+            if final_obs is not None and infos.get("_final_obs", np.ones(num_envs, bool))[i]:
+                last = final_obs[i]
+                buffer.observations.append(
+                    {k: np.array(v) for k, v in last.items()}
+                    if isinstance(last, dict)
+                    else np.array(last)
+                )
+            else:  # Procgen: the terminal frame is gone; repeat the last one
+                buffer.observations.append(_copy(buffer.observations[-1]))
+            success = _info_at(infos, "success", i)
+            if success is None:
+                success = _info_at(final_info, "success", i)
+            level = _info_at(infos, "episode_level_seed", i)
+            if level is not None:
+                buffer.level_seed = int(level)
+            write(buffer, None if success is None else bool(success))
+            counters["frames"] += len(buffer.actions)
+            if not by_transitions:
+                done += 1
+                counters["done"] += 1
+            buffers[i] = _EpisodeBuffer(
+                _take(obs, i),
+                int(infos["level_seed"][i]),
+                _combinations(infos, i),
+            )
+            policy.episode_started(env, i)
+            if not by_transitions and done >= budget:
+                break
+        if by_transitions:
+            done += active
+            counters["done"] += active
+        bar.update(counters["done"], counters["frames"] + sum(len(b.actions) for b in buffers))
+    if by_transitions:  # end the episodes still running as truncated (the budget cut them)
+        for buffer in buffers:
+            if not buffer.actions:
+                continue
+            buffer.truncations[-1] = True  # observations already hold the one after it
+            write(buffer, None)
+            counters["frames"] += len(buffer.actions)
+            counters["cut"] += 1
+
+
+def _copy(observation: Any) -> Any:
+    if isinstance(observation, dict):
+        return {key: value.copy() for key, value in observation.items()}
+    return observation.copy()
+
+
+# -- expert demonstrations (a list in memory, for small studies and tests) --------------------
+@dataclass
+class Demonstration:
+    """One episode of BabyAI's expert bot.
+
+    Attributes:
+        observations: ``len(actions) + 1`` observations; ``observations[t]`` preceded
+            ``actions[t]``, the last one followed the final action.
+        actions: Actions taken, ``int64``.
+        rewards: Rewards received, ``float32``.
+        mission: The mission string.
+        level_seed: The level played.
+        success: Whether the episode ended in success.
+    """
+
+    observations: list[Any]
+    actions: np.ndarray
+    rewards: np.ndarray
+    mission: str
+    level_seed: int
+    success: bool
+
+
+def bot_demonstrations(
+    env_id: str,
+    split: Split | dict[str, Any] | None = None,
+    part: str = "train",
+    num_episodes: int = 100,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+) -> list[Demonstration]:
+    """Episodes of ``minigrid``'s ``BabyAIBot`` on ``part`` of a gengap BabyAI env.
+
+    Args:
+        env_id: A gengap BabyAI id (compositional, entity or plain MiniGridEnv ids).
+        split: The split (default: the env's).
+        part: The part to draw levels from.
+        num_episodes: Episodes to record.
+        seed: Episode ``i`` resets with ``seed + i`` (level draw and everything after).
+        env_kwargs: Env options, e.g. ``{"obs_mode": "entities"}``.
+
+    Returns:
+        One :class:`Demonstration` per episode, failures included (``success`` False).
+
+    Raises:
+        InputError: For a non-positive ``num_episodes`` or an env that is not BabyAI.
+    """
+    from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
+    from minigrid.utils.baby_ai_bot import BabyAIBot
+
+    from gengap.envs.minigrid import MiniGridEnv
+
+    if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
+        raise InputError(f"num_episodes must be a positive integer, got {num_episodes!r}")
+    env = make(env_id, split=split, part=part, **(env_kwargs or {}))
+    base = env.unwrapped
+    if not isinstance(base, MiniGridEnv) or not isinstance(base.unwrapped_task, RoomGridLevel):
+        env.close()
+        raise InputError(f"env {env_id!r} is not a BabyAI level; the bot needs one")
+    episodes = []
+    for index in range(num_episodes):
+        obs, info = env.reset(seed=seed + index)
+        task = base.unwrapped_task
+        bot = BabyAIBot(task)
+        observations, actions, rewards = [obs], [], []
+        done, success = False, False
+        while not done:
+            with contextlib.redirect_stdout(io.StringIO()):
+                action = int(bot.replan())
+            obs, reward, terminated, truncated, step_info = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(float(reward))
+            done = terminated or truncated
+            success = bool(step_info.get("success", False))
+        episodes.append(
+            Demonstration(
+                observations=observations,
+                actions=np.asarray(actions, np.int64),
+                rewards=np.asarray(rewards, np.float32),
+                mission=str(task.mission),
+                level_seed=int(info["level_seed"]),
+                success=success,
+            )
+        )
+    env.close()
+    return episodes
