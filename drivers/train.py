@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from gengap.agents import Agent, AgentConfig, OnlineAgent, resolve_device
 from gengap.agents.base import Hook
 from gengap.envs import Split, make
-from gengap.envs.errors import InputError, InputFileExistsError
+from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.eval.evaluate import EpisodeRecord, evaluate, mean_scores
 from gengap.eval.provenance import environment_versions, git_revision
 from gengap.eval.runs import ExperimentConfig, RunFolder, check_out_dir
@@ -42,6 +42,7 @@ __all__ = [
     "OnlineTrainer",
     "PeriodicEvaluator",
     "Run",
+    "TRAINERS",
     "Trainer",
     "TrainingInterrupted",
     "final_evaluation",
@@ -49,6 +50,7 @@ __all__ = [
     "resume_experiment",
     "run_experiment",
     "run_or_resume",
+    "trainer_class",
 ]
 
 CURVE_PARTS = ("train", "test")
@@ -111,7 +113,6 @@ def prepare_run(
         kind: What trains it (``"online"``, ``"offline"``), recorded in run.json and store.
 
     Raises:
-        InputFileExistsError: If the folder holds a run and ``resume`` is False.
         InputError: If a file of a folder to resume is missing or corrupt (named).
     """
     if not resume:
@@ -150,17 +151,12 @@ def prepare_run(
         store=folder.store(),
         resume=resume,
     )
-    if not resume or not _store_has_run(run.store, run.run_id):
+    if resume:
+        folder.ensure_registered(run.store)  # a copied or moved folder's store may lack it
+        run.set_status("running")
+    else:
         folder.register(run.store, kind=kind, status="running")
     return run
-
-
-def _store_has_run(store: ResultsStore, run_id: str) -> bool:
-    try:
-        store.get_run(run_id)
-    except KeyError:
-        return False
-    return True
 
 
 def _exclude_leaked(config: ExperimentConfig, split: Split) -> tuple[Split, dict[str, Any]]:
@@ -224,9 +220,6 @@ class OnlineTrainer:
 
     Args:
         run: The run (its checkpoint, when resuming, is loaded).
-
-    Raises:
-        InputError: If the config's algorithm is not an online RL agent.
     """
 
     kind = "online"
@@ -235,6 +228,9 @@ class OnlineTrainer:
         config = run.config
         self.run = run
         self.total = config.total_timesteps
+        agent_cls = run.agent_config.agent_class()
+        if not issubclass(agent_cls, OnlineAgent):
+            raise TypeError(f"OnlineTrainer needs an OnlineAgent, got {agent_cls.__name__}")
         self.env = make(
             config.env_id,
             split=run.split,
@@ -243,21 +239,17 @@ class OnlineTrainer:
             **config.env_kwargs,
         )
         self.env.reset(seed=config.seed)
-        agent_cls = run.agent_config.agent_class()
-        if not issubclass(agent_cls, OnlineAgent):
-            self.env.close()
-            raise InputError(
-                f"algo {config.algo!r} is not an online RL agent; `gengap train` trains online"
-            )
+        self.agent: OnlineAgent
         if run.resume and run.folder.has_checkpoint():
-            self.agent: OnlineAgent = agent_cls.load_checkpoint(run.folder.checkpoint_dir)
+            self.agent = agent_cls.load_checkpoint(run.folder.checkpoint_dir)
             # Curve points past the checkpoint are replayed by the resumed run.
             run.store.delete_curves_after(run.run_id, self.agent.num_timesteps)
         else:
             created = run.agent_config.create(
                 self.env.single_observation_space, self.env.single_action_space
             )
-            assert isinstance(created, OnlineAgent)  # agent_class() said so
+            if not isinstance(created, OnlineAgent):
+                raise TypeError(f"{agent_cls.__name__}'s config created a {type(created)}")
             self.agent = created
 
     def step(self) -> int:
@@ -271,6 +263,28 @@ class OnlineTrainer:
 
     def close(self) -> None:
         self.env.close()
+
+
+#: Trainer classes by the agent base class they train; the first base that an algo's agent
+#: class derives from picks its trainer (an offline trainer registers ``OfflineAgent``).
+TRAINERS: dict[type, type[Any]] = {OnlineAgent: OnlineTrainer}
+
+
+def trainer_class(agent_config: AgentConfig) -> type[Any]:
+    """The trainer class for the agents ``agent_config`` builds.
+
+    Raises:
+        InputError: If no trainer trains that kind of agent.
+    """
+    agent_cls = agent_config.agent_class()
+    for base, trainer in TRAINERS.items():
+        if issubclass(agent_cls, base):
+            return trainer
+    kinds = ", ".join(base.__name__ for base in TRAINERS)
+    raise InputError(
+        f"algo {agent_config.algo!r} builds a {agent_cls.__name__}, which no trainer trains "
+        f"(trainers exist for: {kinds})"
+    )
 
 
 # -- 3. periodic evaluation ----------------------------------------------------------------
@@ -441,11 +455,10 @@ class Progress:
             self.bar.update(self.task, completed=steps, fps=self._fps(), latest=self.latest)
             return
         now = time.perf_counter()
-        due = (
-            now - self.last_line_time >= self.line_every_s
-            or steps - self.last_line_steps >= self.line_every_steps
-        )
-        if due:
+        # Lines at each crossed tenth of the run (10%, 20%, ...), and between them after
+        # line_every_s seconds without one.
+        crossed = steps // self.line_every_steps > self.last_line_steps // self.line_every_steps
+        if crossed or now - self.last_line_time >= self.line_every_s:
             self._write_line(now)
 
     def _write_line(self, now: float) -> None:
@@ -509,11 +522,16 @@ def _add_seconds(folder: RunFolder, **seconds: float) -> None:
 
 
 def _device(agent: Agent) -> str:
-    """The device the agent's networks are on (``auto`` resolved)."""
-    device = getattr(agent, "device", None)
-    if device is None:
-        device = resolve_device(getattr(agent.config, "device", "auto"))
-    return str(device)
+    """The device the agent's networks really run on.
+
+    An SB3 model's own ``device`` is the truth: SB3 falls back to the CPU when the
+    requested CUDA device is missing, so the config's device can differ from it.
+    """
+    for holder in (getattr(agent, "model", None), agent):
+        device = getattr(holder, "device", None)
+        if device is not None:
+            return str(device)
+    return resolve_device(agent.config.device)
 
 
 # -- 4. final evaluation -------------------------------------------------------------------
@@ -587,8 +605,9 @@ def run_experiment(
             )
     with folder.lock():
         try:
-            run = prepare_run(config, folder, resume=resume)
-            trainer = OnlineTrainer(run)
+            make_trainer = trainer_class(config.agent_config())
+            run = prepare_run(config, folder, resume=resume, kind=make_trainer.kind)
+            trainer: Trainer = make_trainer(run)
         except KeyboardInterrupt:
             if folder.exists():
                 folder.update_info(status="interrupted")
@@ -614,7 +633,7 @@ def resume_experiment(run_dir: str | Path, *, quiet: bool = False) -> Path:
     """
     folder = RunFolder(run_dir)
     if not folder.config_path.is_file():
-        raise InputError(
+        raise InputFileNotFoundError(
             f"--resume {str(run_dir)!r}: no {RunFolder.CONFIG} there; not a gengap run folder"
         )
     return run_experiment(folder.read_config(), run_dir=folder.path, resume=True, quiet=quiet)

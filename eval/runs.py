@@ -502,15 +502,17 @@ def check_out_dir(out_dir: str | Path, flag: str = "--out") -> Path:
     """
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
-        raise InputFileExistsError(f"{flag} {str(out_dir)!r} is a file, expected a folder")
+        raise InputFileExistsError(
+            f"{flag} (out_dir) {str(out_dir)!r} is a file, expected a folder"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(
-            f"{flag} {str(out_dir)!r} cannot be created ({error.strerror or error})"
+            f"{flag} (out_dir) {str(out_dir)!r} cannot be created ({error.strerror or error})"
         ) from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} {str(out_dir)!r} is not writable")
+        raise InputError(f"{flag} (out_dir) {str(out_dir)!r} is not writable")
     return path
 
 

@@ -166,12 +166,14 @@ def _interrupted_message(interrupt: KeyboardInterrupt) -> str:
     """Ctrl-C: mention ``--resume RUN_DIR`` only where a checkpoint exists to resume from
     (the run loop raises ``gengap.drivers.train.TrainingInterrupted`` saying so)."""
     run_dir = getattr(interrupt, "run_dir", None)
-    if run_dir is not None and getattr(interrupt, "resumable", False):
+    if run_dir is None:
+        return "gengap: interrupted"
+    if getattr(interrupt, "resumable", False):
         return (
             f"gengap: interrupted; the last checkpoint is kept: resume with "
             f"`gengap train --resume {run_dir}`"
         )
-    return "gengap: interrupted; nothing to resume"
+    return f"gengap: interrupted before {run_dir} had a checkpoint; nothing to resume"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -152,6 +152,30 @@ def test_train_out_that_is_not_a_writable_folder_names_out(tmp_path, capsys, kin
     assert "--out" in err and str(out) in err
 
 
+@pytest.mark.parametrize("command", ["study", "quickstart"])
+def test_study_and_quickstart_out_that_is_a_file_names_out(tmp_path, capsys, command):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    root = Path(__file__).resolve().parent.parent
+    first = [str(root / "studies" / "shapes_pixels_vs_slots.toml")] if command == "study" else []
+    assert main([command, *first, "--out", str(taken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--out" in err and "is a file" in err
+
+
+def test_run_json_records_the_device_really_used(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA: SB3 then falls back to the CPU")
+    run_dir = run_experiment(
+        _config(tmp_path, total_timesteps=64, eval_every=64, agent={"n_steps": 32,
+                "batch_size": 64, "n_epochs": 1, "device": "cuda"}),
+        quiet=True,
+    )  # fmt: skip
+    assert json.loads((run_dir / "run.json").read_text())["device"] == "cpu"
+
+
 def test_eval_num_envs_is_a_positive_count():
     assert _config("runs").eval_num_envs == 4
     assert ExperimentConfig(env_id=ENV_ID).eval_num_envs == 16
@@ -167,7 +191,8 @@ def test_progress_in_a_log_is_full_lines_every_tenth():
         progress.update(step, "train success 0.50 | test success 0.25" if step == 50_000 else None)
     progress.close()
     lines = stream.getvalue().splitlines()
-    assert 9 <= len(lines) <= 11
+    steps = [int(line.split(": ", 1)[1].split("/", 1)[0]) for line in lines]
+    assert steps == list(range(10_000, 100_001, 10_000))  # each tenth, never cut short
     assert all(line.startswith("doorkey-run-with-a-long-name-s0: ") for line in lines)
     assert lines[-1].startswith("doorkey-run-with-a-long-name-s0: 100000/100000 steps (100%)")
     assert "eta" in lines[-1] and "steps/s" in lines[-1]
@@ -193,5 +218,15 @@ def test_quiet_progress_writes_nothing():
 def test_the_ctrl_c_message_offers_resume_only_with_a_checkpoint(tmp_path):
     resumable = _interrupted_message(TrainingInterrupted(tmp_path, resumable=True))
     assert f"--resume {tmp_path}" in resumable
-    assert "--resume" not in _interrupted_message(TrainingInterrupted(tmp_path, resumable=False))
-    assert "--resume" not in _interrupted_message(KeyboardInterrupt())
+    early = _interrupted_message(TrainingInterrupted(tmp_path, resumable=False))
+    assert "--resume" not in early and "nothing to resume" in early
+    assert _interrupted_message(KeyboardInterrupt()) == "gengap: interrupted"
+
+
+def test_every_registered_algo_has_a_trainer():
+    from gengap.agents import agent_config_class, registered_algos
+    from gengap.drivers.train import OnlineTrainer, trainer_class
+
+    assert registered_algos()
+    for algo in registered_algos():
+        assert trainer_class(agent_config_class(algo)()) is OnlineTrainer
