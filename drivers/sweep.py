@@ -33,6 +33,7 @@ from gengap.drivers.grid import StudySpec, Trial, describe_axes, expand, load_st
 from gengap.drivers.trial import run_trial, unpack_folder
 from gengap.envs.errors import InputError
 from gengap.envs.io import atomic_write_text
+from gengap.eval.runs import check_out_dir
 from gengap.eval.store import ResultsStore
 
 __all__ = ["SweepOutcome", "SweepView", "run_sweep", "trial_status"]
@@ -238,7 +239,7 @@ def run_sweep(
         cpus_per_task=spec.cpus_per_trial,
         gpus_per_task=spec.gpus_per_trial,
     )
-    folder = Path(out_dir if out_dir is not None else spec.out_dir).resolve()
+    folder = check_out_dir(out_dir if out_dir is not None else spec.out_dir).resolve()
     runs_dir = folder / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(

@@ -314,7 +314,7 @@ def plot_gap_vs_axis(
     if not series:
         return None
     figure = Figure(figsize=(11.0, 4.2))
-    left, right = figure.subplots(1, 2)
+    left, right = figure.subplots(1, 2, gridspec_kw={"wspace": 0.3})
     all_values = sorted({s.axis_value(axis) or 0.0 for ss in series.values() for s in ss})
     placed_all, labels_all = _positions(all_values)
     place = dict(zip(all_values, placed_all, strict=True))
@@ -351,7 +351,7 @@ def plot_gap_vs_axis(
     runs = sorted({len(s.run_ids) for ss in series.values() for s in ss})
     figure.suptitle(
         f"{mode} actions; bands: {confidence:.0%} bootstrap CIs over "
-        f"{'/'.join(map(str, runs))} seeds x levels",
+        f"{'/'.join(map(str, runs))} seed{'s' if runs != [1] else ''} x levels",
         fontsize=10,
     )
     return _png(figure, path)
