@@ -42,7 +42,9 @@ from gengap.envs.sb3 import to_sb3
 STATE_FILE = "training_state.json"
 OPTIMIZER_FILE = "optimizers.safetensors"  # + optimizers.json (see ckpt.save_tensor_state)
 REPLAY_FILE = "replay_buffer.safetensors"
-FORMAT_VERSION = 1
+# 2: optimizer state as safetensors + JSON (1 used torch.save). Weights are unchanged, so
+# load() reads both; load_checkpoint() resumes only the current format.
+FORMAT_VERSION = 2
 
 
 
@@ -380,8 +382,19 @@ class SB3Agent(OnlineAgent):
 
     @classmethod
     def load_checkpoint(cls, path: str | Path, device: str = "auto") -> Self:
-        """Rebuild an agent from :meth:`save_checkpoint`, ready for ``learn`` to continue."""
+        """Rebuild an agent from :meth:`save_checkpoint`, ready for ``learn`` to continue.
+
+        Raises:
+            InputError: For a checkpoint of another format version, or a damaged file
+                (naming it).
+        """
         directory = Path(path)
+        version = ckpt.read_json(directory / AGENT_FILE).get("format_version")
+        if version != FORMAT_VERSION:
+            raise InputError(
+                f"{directory} is a format {version} checkpoint; this gengap resumes format "
+                f"{FORMAT_VERSION} only (its agent still loads for evaluation with load_agent)"
+            )
         state = ckpt.read_json(directory / STATE_FILE)
         agent = cls._from_directory(directory, device, n_envs=state["n_envs"])
         agent._load_optimizer_state(ckpt.load_tensor_state(directory / OPTIMIZER_FILE,

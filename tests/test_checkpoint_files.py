@@ -135,3 +135,15 @@ def test_truncated_weights_fail_load_agent_with_the_file_name(tmp_path: Path) ->
     with pytest.raises(InputError, match=r"do not fit this agent's network"):
         load_agent(tmp_path / "agent")
     assert np.isfinite(agent.act(np.zeros((1, 3, 7, 7), np.float32))).all()
+
+
+def test_checkpoint_of_an_older_format_is_refused_for_resume_but_loads(tmp_path: Path) -> None:
+    agent = _checkpoint("ppo", tmp_path / "ckpt")
+    meta_path = tmp_path / "ckpt" / "agent.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "format_version": 1}))
+    with pytest.raises(InputError, match=r"is a format 1 checkpoint; this gengap resumes "
+                                         r"format 2 only"):
+        type(agent).load_checkpoint(tmp_path / "ckpt", device="cpu")
+    obs = np.zeros((2, 3, 7, 7), np.float32)
+    np.testing.assert_array_equal(load_agent(tmp_path / "ckpt", device="cpu").act(obs),
+                                  agent.act(obs))
