@@ -71,6 +71,13 @@ def make(
 
         raise ValueError(unknown_name_message("split part", part, PARTS))
     resolved.levels(part)  # raises if the split lacks this part
+    if resolved.contexts is not None and "contexts" not in info.axes:
+        from gengap.envs.errors import InputError
+
+        raise InputError(
+            f"split {resolved.name!r} has a contexts axis, but {env_id} has no physics "
+            f"contexts (its axes: {', '.join(info.axes)})"
+        )
     # Specs must stay JSON-serializable, so the split travels as a dict.
     env_kwargs = {"split": resolved.to_dict(), "part": part, **kwargs}
     if num_envs is None:
