@@ -208,7 +208,12 @@ DEFAULT_AGENT_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("sac", "classic"): {"learning_rate": 1e-3},  # rl-zoo Pendulum-v1
     ("sac", "mujoco"): {"learning_starts": 10_000},  # rl-zoo HalfCheetah etc.
+    # rl-zoo's MuJoCo PPO (SB3 defaults with 512-step rollouts per env, 8 envs here)
+    ("ppo", "mujoco"): {"n_steps": 512, "batch_size": 64, "n_epochs": 10, "gamma": 0.99,
+                        "gae_lambda": 0.95, "learning_rate": 3e-4, "ent_coef": 0.0},
     ("sac", "metaworld"): {"learning_starts": 10_000, "net_arch": [400, 400, 400]},
+    ("ppo", "metaworld"): {"n_steps": 500, "batch_size": 250, "n_epochs": 10, "gamma": 0.99,
+                           "gae_lambda": 0.95, "learning_rate": 5e-4, "ent_coef": 0.0},
 }
 # BabyAI ids may observe entity dicts (gengap.envs.entities): pick the extractor from the space
 # (the MiniGrid CNN for the symbolic image, SB3's combined extractor for Dict observations).

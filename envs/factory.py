@@ -12,8 +12,21 @@ from gengap.envs.splits import PARTS, Split
 
 
 def resolve_split(env_id: str, split: Split | dict[str, Any] | None) -> Split:
-    """``split`` as a :class:`Split`; ``None`` gives the env's default split."""
-    return Split.coerce(split, env_info(env_id).default_split)
+    """``split`` as a :class:`Split`; ``None`` gives the env's default split.
+
+    Raises:
+        InputError: If the split has a context axis and the env has no physics contexts.
+    """
+    info = env_info(env_id)
+    resolved = Split.coerce(split, info.default_split)
+    if resolved.contexts is not None and "contexts" not in info.axes:
+        from gengap.envs.errors import InputError
+
+        raise InputError(
+            f"split {resolved.name!r} has a contexts axis, but {env_id} has no physics "
+            f"contexts (its axes: {', '.join(info.axes)})"
+        )
+    return resolved
 
 
 @overload
@@ -71,13 +84,6 @@ def make(
 
         raise ValueError(unknown_name_message("split part", part, PARTS))
     resolved.levels(part)  # raises if the split lacks this part
-    if resolved.contexts is not None and "contexts" not in info.axes:
-        from gengap.envs.errors import InputError
-
-        raise InputError(
-            f"split {resolved.name!r} has a contexts axis, but {env_id} has no physics "
-            f"contexts (its axes: {', '.join(info.axes)})"
-        )
     # Specs must stay JSON-serializable, so the split travels as a dict.
     env_kwargs = {"split": resolved.to_dict(), "part": part, **kwargs}
     if num_envs is None:

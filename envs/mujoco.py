@@ -188,7 +188,9 @@ class _Physics:
         names = self.names[kind]
         if target not in names:
             what = {"mass": "body", "friction": "geom", "damping": "joint", "gear": "actuator"}
-            raise InputError(unknown_name_message(f"{what[kind]} in {param!r}", target, names))
+            raise InputError(
+                f"context parameter {param!r}: {unknown_name_message(what[kind], target, names)}"
+            )
         return kind, names[target]
 
     def nominal_value(self, param: str) -> float:

@@ -174,8 +174,8 @@ def test_rrls_uncertainty_sets_are_presets():
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ("mass.torsoo", "unknown body in 'mass.torsoo' 'torsoo'; did you mean 'torso'"),
-        ("friction.flor", "unknown geom in 'friction.flor' 'flor'; did you mean 'floor'"),
+        ("mass.torsoo", "'mass.torsoo': unknown body 'torsoo'; did you mean 'torso'"),
+        ("friction.flor", "'friction.flor': unknown geom 'flor'; did you mean 'floor'"),
         ("damping.thigh", "did you mean 'thigh_joint'"),
         ("gear.foot", "did you mean 'foot_joint'"),
     ],
@@ -215,3 +215,21 @@ def test_box_with_a_hole_never_samples_the_hole():
     rng = np.random.default_rng(0)
     draws = [box.sample(rng)["mass_scale"] for _ in range(2000)]
     assert not any(0.9 <= d <= 1.1 for d in draws)
+
+
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_default_agents_for_the_mujoco_family_train(algo):
+    from gengap.agents import default_agent_config
+
+    overrides = {"learning_starts": 64, "batch_size": 32} if algo == "sac" else {
+        "n_steps": 64, "batch_size": 32, "n_epochs": 1}
+    config = default_agent_config(algo, "mujoco", device="cpu", **overrides)
+    envs = make(PENDULUM, num_envs=2)
+    agent = config.create(envs.single_observation_space, envs.single_action_space)
+    obs, _ = envs.reset(seed=0)
+    before = agent.act(obs)
+    agent.learn(envs, 256)
+    after = agent.act(obs)
+    assert agent.num_timesteps >= 256
+    assert after.shape == (2, 1) and not np.allclose(before, after)  # the policy changed
+    envs.close()
