@@ -171,6 +171,8 @@ class ContextBox:
         object.__setattr__(self, "ranges", ranges)
         holes = tuple(self._check_ranges("hole", h, allow_partial=True) for h in self.holes)
         object.__setattr__(self, "holes", holes)
+        integer = tuple(PARAM_KINDS[split_param(p)[0]].integer for p in ranges)
+        object.__setattr__(self, "_integer", integer)
         for hole in holes:
             for param, (low, high) in hole.items():
                 box_low, box_high = ranges[param]
@@ -221,8 +223,9 @@ class ContextBox:
         """One context drawn uniformly from the box minus its holes."""
         for _ in range(10_000):
             point = {}
-            for param, (low, high) in self.ranges.items():
-                if PARAM_KINDS[split_param(param)[0]].integer:
+            integer: tuple[bool, ...] = self._integer  # type: ignore[attr-defined]
+            for whole, (param, (low, high)) in zip(integer, self.ranges.items(), strict=True):
+                if whole:
                     point[param] = float(rng.integers(int(low), int(high) + 1))
                 else:
                     point[param] = float(rng.uniform(low, high)) if high > low else low

@@ -233,3 +233,17 @@ def test_default_agents_for_the_mujoco_family_train(algo):
     assert agent.num_timesteps >= 256
     assert after.shape == (2, 1) and not np.allclose(before, after)  # the policy changed
     envs.close()
+
+
+def test_a_neutral_scale_after_a_changed_one_restores_the_nominal_model():
+    points = ({"mass_scale": 2.0, "friction_scale": 1.0}, {"mass_scale": 1.0,
+                                                          "friction_scale": 0.5})
+    env = make(HOPPER, split=with_contexts(ContextAxis(("mass_scale", "friction_scale"),
+                                                       train_points=points)))
+    nominal = env.unwrapped.nominal_arrays()
+    env.reset(options={"context": points[0]})
+    assert not np.array_equal(env.unwrapped.model.body_mass, nominal["body_mass"])
+    env.reset(options={"context": points[1]})
+    assert np.array_equal(env.unwrapped.model.body_mass, nominal["body_mass"])
+    assert np.array_equal(env.unwrapped.model.body_inertia, nominal["body_inertia"])
+    assert np.allclose(env.unwrapped.model.geom_friction[:, 0], nominal["geom_friction"][:, 0] / 2)
