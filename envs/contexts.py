@@ -571,7 +571,7 @@ def kirk_split(
             if p in varied}
     reference = ContextBox(ranges=box.ranges, holes=(hole,))
     middle = {p: (lo + hi) / 2 for p, (lo, hi) in box.ranges.items()}
-    nominal_point = _nominal(params, nominal)
+    nominal_point = _nominal(params, nominal, required=train == "nominal")
 
     def grid(values: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
         columns = [values.get(p, (middle[p],)) for p in params]
@@ -598,8 +598,12 @@ def kirk_split(
     if set(outside) == set(varied):
         held["all_factor_extrapolation"] = grid(outside)
     if target is not None:
-        held["target"] = [{**nominal_point, **_flatten(target)}]
-    if train == "nominal":
+        given = _flatten(target)
+        missing = [p for p in params if p not in given and p not in nominal_point]
+        if missing:
+            raise InputError(f"target needs a value for {missing} (no nominal value to use)")
+        held["target"] = [{**nominal_point, **given}]
+    if train == "nominal":  # nominal_point is then complete
         for part in held:
             held[part] = [p for p in held[part] if p != nominal_point]
     held = {k: v for k, v in held.items() if v}
@@ -617,7 +621,10 @@ def kirk_split(
     return with_contexts(axis, levels, name or f"contexts-{train}")
 
 
-def _nominal(params: Sequence[str], nominal: Mapping[str, float] | None) -> dict[str, float]:
+def _nominal(params: Sequence[str], nominal: Mapping[str, float] | None, *, required: bool
+             ) -> dict[str, float]:
+    """The nominal context: given values, else neutral ones; without ``required``,
+    parameters with neither are left out."""
     given = _flatten(nominal or {})
     out: dict[str, float] = {}
     for param in params:
@@ -625,9 +632,10 @@ def _nominal(params: Sequence[str], nominal: Mapping[str, float] | None) -> dict
             out[param] = check_value(param, given[param])
             continue
         neutral = PARAM_KINDS[split_param(param)[0]].neutral
-        if neutral is None:
+        if neutral is not None:
+            out[param] = neutral
+        elif required:
             raise InputError(f"nominal needs a value for {param!r} (it has no neutral value)")
-        out[param] = neutral
     extra = sorted(set(given) - set(params))
     if extra:
         raise InputError(f"nominal names parameter(s) {extra} that the ranges do not")

@@ -118,3 +118,18 @@ def test_existing_split_helpers_still_work_without_contexts():
     assert Split.from_dict(split.to_dict()) == split
     with pytest.raises(InputError, match="already|without a context axis"):
         with_contexts(default_split().contexts, default_split())
+
+
+def test_kirk_split_over_absolute_parameters_needs_nominal_only_where_used():
+    ranges = {"mass.torso": (3.0, 4.5), "world_friction": (0.8, 1.2)}
+    outside = {"mass.torso": (2.0, 6.0), "world_friction": (0.4, 2.0)}
+    split = kirk_split(ranges, outside, train="box",
+                       target={"mass.torso": 5.0, "world_friction": 0.5})
+    assert split.contexts.points("target") == [{"mass.torso": 5.0, "world_friction": 0.5}]
+    with pytest.raises(InputError, match="nominal needs a value for 'mass.torso'"):
+        kirk_split(ranges, outside, train="nominal")
+    with pytest.raises(InputError, match=r"target needs a value for \['world_friction'\]"):
+        kirk_split(ranges, outside, target={"mass.torso": 5.0})
+    nominal = kirk_split(ranges, outside, train="nominal",
+                         nominal={"mass.torso": 3.67, "world_friction": 1.0})
+    assert nominal.contexts.points("train") == [{"mass.torso": 3.67, "world_friction": 1.0}]
