@@ -75,11 +75,14 @@ class ArmConfig:
         env_kwargs: Env options of this arm (e.g. ``{"obs_mode": "pixels"}``), over the
             study's ``env_kwargs``.
         agent: Agent overrides of this arm, over the study's ``agent``.
+        split: This arm's split instead of the study's (e.g. domain randomization vs
+            nominal training contexts with the same held-out parts).
     """
 
     name: str
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _name_ok("arm name", self.name)
@@ -117,6 +120,8 @@ class StudyConfig:
         algo: Agent algorithm.
         seeds: Training seeds of every arm.
         total_timesteps: Training steps per run.
+        budget_scale: Multiplies ``total_timesteps`` (e.g. 20 on a GPU or a cluster) and
+            changes nothing else; give a scaled study its own ``out_dir``.
         num_envs: Parallel training envs per run.
         env_kwargs: Env options shared by every arm.
         agent: Agent overrides shared by every arm.
@@ -136,6 +141,7 @@ class StudyConfig:
     algo: str = "ppo"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     total_timesteps: int = 50_000
+    budget_scale: float = 1.0
     num_envs: int = 8
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: dict[str, Any] = field(default_factory=dict)
@@ -171,12 +177,17 @@ class StudyConfig:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         if self.score not in _SCORES:
             raise ValueError(f"score must be one of {_SCORES}, got {self.score!r}")
-        split = self.experiments()[0].resolved_split()
-        for evaluation in self.evaluations:
-            try:
-                split.levels(evaluation.part)
-            except ValueError as error:
-                raise ValueError(f"evaluation {evaluation.name!r}: {error}") from None
+        if isinstance(self.budget_scale, bool) or not isinstance(
+            self.budget_scale, int | float
+        ) or not self.budget_scale > 0:
+            raise ValueError(f"budget_scale must be a number > 0, got {self.budget_scale!r}")
+        for experiment in self.experiments()[:: len(self.seeds)]:  # one per arm
+            split = experiment.resolved_split()
+            for evaluation in self.evaluations:
+                try:
+                    split.levels(evaluation.part)
+                except ValueError as error:
+                    raise ValueError(f"evaluation {evaluation.name!r}: {error}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
@@ -191,17 +202,18 @@ class StudyConfig:
     def experiments(self) -> list[ExperimentConfig]:
         """One experiment per (arm, seed), arms outermost."""
         runs_dir = self.study_dir() / "runs"
+        steps = max(1, round(self.total_timesteps * self.budget_scale))
         return [
             ExperimentConfig(
                 env_id=self.env_id,
                 algo=self.algo,
-                total_timesteps=self.total_timesteps,
+                total_timesteps=steps,
                 num_envs=self.num_envs,
                 seed=seed,
-                split=self.split,
+                split=arm.split if arm.split is not None else self.split,
                 env_kwargs={**self.env_kwargs, **arm.env_kwargs},
                 agent={**self.agent, **arm.agent},
-                eval_every=self.total_timesteps,  # one curve point: the study's table is the end
+                eval_every=steps,  # one curve point: the study's table is the end
                 eval_episodes=min(20, self.eval_episodes),
                 final_eval_episodes=self.eval_episodes,
                 final_eval_parts=("train", "test"),
