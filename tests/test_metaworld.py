@@ -139,3 +139,15 @@ def test_custom_split_trains_and_holds_out_named_tasks():
     env = make(REACH, split=split, part="extrapolation", max_episode_steps=5)
     assert env.reset(seed=0)[1]["task"] == "push-v3"
     env.close()
+
+
+def test_the_metaworld_study_file_holds_out_the_ml10_test_tasks():
+    from pathlib import Path
+
+    from gengap.envs.metaworld import ML10_TEST
+    from gengap.eval.study import load_study
+
+    path = Path(__file__).resolve().parent.parent / "studies" / "metaworld_reach_heldout.toml"
+    split = load_study(path).experiments()[0].resolved_split()
+    assert {c[0] for c in split.combinations_for("train")} == {"reach-v3"}
+    assert {c[0] for c in split.combinations_for("extrapolation")} == set(ML10_TEST)
