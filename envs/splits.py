@@ -3,15 +3,18 @@
 A :class:`Split` is an immutable, serializable value. This module holds the
 level axis (level seeds); the optional task-combination axis
 (:class:`~gengap.envs.combinations.CombinationAxis`) rides on the same type as
-``Split.combinations``. Every split checks at construction that its parts are
-disjoint and names the values that overlap.
+``Split.combinations``, and the optional physics-context axis
+(:class:`~gengap.envs.contexts.ContextAxis`) as ``Split.contexts``. Every split
+checks at construction that its parts are disjoint and names the values that
+overlap.
 
 Parts: the level parts ``train``, ``validation`` and ``test`` have level sets of
 their own. A split with a combination axis also has the held-out combination
 parts ``combinatorial`` and ``extrapolation``; they play on the ``test`` level
 set (so the IID ``test`` part and the held-out combination parts differ only in
 their combinations), and ``train``/``validation``/``test`` use the training
-combinations.
+combinations. A context axis likewise adds its held-out context parts
+(``interpolation``, ..., ``target``) on the ``test`` level set.
 """
 
 from __future__ import annotations
