@@ -303,6 +303,9 @@ DEFAULT_AGENT_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("sac", "classic"): {"learning_rate": 1e-3},  # rl-zoo Pendulum-v1
     ("sac", "mujoco"): {"learning_starts": 10_000},  # rl-zoo HalfCheetah etc.
+    # rl-zoo's MuJoCo PPO (SB3 defaults with 512-step rollouts per env, 8 envs here)
+    ("ppo", "mujoco"): {"n_steps": 512, "batch_size": 64, "n_epochs": 10, "gamma": 0.99,
+                        "gae_lambda": 0.95, "learning_rate": 3e-4, "ent_coef": 0.0},
     ("sac", "metaworld"): {"learning_starts": 10_000, "net_arch": [400, 400, 400]},
     # Shapes world (Dict observations: slots or 64x64 pixels, plus the goal): "auto" picks
     # the goal-conditioned slot attention extractor for slots and the goal-FiLM CNN for
@@ -317,6 +320,8 @@ DEFAULT_AGENT_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     },
     # SB3's 1M-transition buffer of 64x64 pixel observations would need ~25 GB.
     ("sac", "shapes"): {"buffer_size": 100_000},
+    ("ppo", "metaworld"): {"n_steps": 500, "batch_size": 250, "n_epochs": 10, "gamma": 0.99,
+                           "gae_lambda": 0.95, "learning_rate": 5e-4, "ent_coef": 0.0},
 }
 # BabyAI is MiniGrid with language missions: the MiniGrid recipe serves both.
 DEFAULT_AGENT_CONFIGS[("ppo", "babyai")] = DEFAULT_AGENT_CONFIGS[("ppo", "minigrid")]

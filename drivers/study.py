@@ -77,6 +77,8 @@ class ArmConfig:
             an offline learner), so a study compares online and offline agents.
         num_updates: Gradient updates of an offline arm.
         validation_dataset: Validation-level transitions for an offline arm (``bc``).
+        split: This arm's split instead of the study's (e.g. domain randomization vs
+            nominal training contexts with the same held-out parts).
     """
 
     name: str
@@ -86,6 +88,7 @@ class ArmConfig:
     dataset: str | None = None
     num_updates: int | None = None
     validation_dataset: str | None = None
+    split: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _name_ok("arm name", self.name)
@@ -123,6 +126,8 @@ class StudyConfig:
         algo: Agent algorithm.
         seeds: Training seeds of every arm.
         total_timesteps: Training steps per run.
+        budget_scale: Multiplies ``total_timesteps`` (e.g. 20 on a GPU or a cluster) and
+            changes nothing else; give a scaled study its own ``out_dir``.
         num_envs: Parallel training envs per run.
         env_kwargs: Env options shared by every arm.
         agent: Agent overrides shared by every arm.
@@ -142,6 +147,7 @@ class StudyConfig:
     algo: str = "ppo"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     total_timesteps: int = 50_000
+    budget_scale: float = 1.0
     num_envs: int = 8
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: dict[str, Any] = field(default_factory=dict)
@@ -177,13 +183,18 @@ class StudyConfig:
                 raise InputError(f"{key} must be a positive integer, got {value!r}")
         if self.score not in _SCORES:
             raise InputError(f"score must be one of {_SCORES}, got {self.score!r}")
-        experiments = self.experiments()  # every arm's config is checked here
-        split = experiments[0].resolved_split()
-        for evaluation in self.evaluations:
-            try:
-                split.levels(evaluation.part)
-            except InputError as error:
-                raise InputError(f"evaluation {evaluation.name!r}: {error}") from None
+        if isinstance(self.budget_scale, bool) or not isinstance(
+            self.budget_scale, int | float
+        ) or not self.budget_scale > 0:
+            raise InputError(f"budget_scale must be a number > 0, got {self.budget_scale!r}")
+        # every arm's config is checked here, and each arm's split has every evaluated part
+        for experiment in self.experiments()[:: len(self.seeds)]:
+            split = experiment.resolved_split()
+            for evaluation in self.evaluations:
+                try:
+                    split.levels(evaluation.part)
+                except InputError as error:
+                    raise InputError(f"evaluation {evaluation.name!r}: {error}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
@@ -198,21 +209,22 @@ class StudyConfig:
     def experiments(self) -> list[ExperimentConfig]:
         """One experiment per (arm, seed), arms outermost."""
         runs_dir = self.study_dir() / "runs"
+        steps = max(1, round(self.total_timesteps * self.budget_scale))
         return [
             ExperimentConfig(
                 env_id=self.env_id,
                 algo=arm.algo or self.algo,
-                total_timesteps=self.total_timesteps,
+                total_timesteps=steps,
                 dataset=arm.dataset,
                 num_updates=arm.num_updates,
                 validation_dataset=arm.validation_dataset,
                 num_envs=self.num_envs,
                 seed=seed,
-                split=self.split,
+                split=arm.split if arm.split is not None else self.split,
                 env_kwargs={**self.env_kwargs, **arm.env_kwargs},
                 agent={**self.agent, **arm.agent},
                 # one curve point: the study's table is the end
-                eval_every=arm.num_updates or self.total_timesteps,
+                eval_every=arm.num_updates or steps,
                 eval_episodes=min(20, self.eval_episodes),
                 final_eval_episodes=self.eval_episodes,
                 final_eval_parts=("train", "test"),
@@ -437,9 +449,10 @@ def run_study(
     data = {k: v for k, v in config.to_dict().items() if v is not None}
     # an arm's unset fields (None: the study's value) are not overrides
     data["arms"] = [{k: v for k, v in arm.items() if v is not None} for arm in data["arms"]]
+    scale = float(data.pop("budget_scale", 1.0))  # the sweep's --scale: steps only
     spec = study_spec_from_dict(data, source="study")
     start = time.perf_counter()
-    outcome = run_sweep(spec, workers=workers, stream=io.StringIO())
+    outcome = run_sweep(spec, workers=workers, scale=scale, stream=io.StringIO())
     seconds = time.perf_counter() - start
     if outcome.failed:
         first = next(iter(outcome.failed.values()))

@@ -10,7 +10,9 @@ import_gym_quietly()
 
 from gengap.envs import babyai as _babyai  # noqa: E402, F401
 from gengap.envs import entities as _entities  # noqa: E402, F401
+from gengap.envs import metaworld as _metaworld  # noqa: E402, F401
 from gengap.envs import minigrid as _minigrid  # noqa: E402, F401
+from gengap.envs import mujoco as _mujoco  # noqa: E402, F401
 from gengap.envs import procgen as _procgen  # noqa: E402, F401
 from gengap.envs import shapes as _shapes  # noqa: E402, F401
 from gengap.envs.factory import make, resolve_split  # noqa: E402

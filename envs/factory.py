@@ -22,8 +22,21 @@ MAX_NUM_ENVS = 1024
 
 
 def resolve_split(env_id: str, split: Split | dict[str, Any] | None) -> Split:
-    """``split`` as a :class:`Split`; ``None`` gives the env's default split."""
-    return Split.coerce(split, env_info(env_id).default_split)
+    """``split`` as a :class:`Split`; ``None`` gives the env's default split.
+
+    Raises:
+        InputError: If the split has a context axis and the env has no physics contexts.
+    """
+    info = env_info(env_id)
+    resolved = Split.coerce(split, info.default_split)
+    if resolved.contexts is not None and "contexts" not in info.axes:
+        from gengap.envs.errors import InputError
+
+        raise InputError(
+            f"split {resolved.name!r} has a contexts axis, but {env_id} has no physics "
+            f"contexts (its axes: {', '.join(info.axes)})"
+        )
+    return resolved
 
 
 @overload

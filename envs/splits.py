@@ -3,15 +3,18 @@
 A :class:`Split` is an immutable, serializable value. This module holds the
 level axis (level seeds); the optional task-combination axis
 (:class:`~gengap.envs.combinations.CombinationAxis`) rides on the same type as
-``Split.combinations``. Every split checks at construction that its parts are
-disjoint and names the values that overlap.
+``Split.combinations``, and the optional physics-context axis
+(:class:`~gengap.envs.contexts.ContextAxis`) as ``Split.contexts``. Every split
+checks at construction that its parts are disjoint and names the values that
+overlap.
 
 Parts: the level parts ``train``, ``validation`` and ``test`` have level sets of
 their own. A split with a combination axis also has the held-out combination
 parts ``combinatorial`` and ``extrapolation``; they play on the ``test`` level
 set (so the IID ``test`` part and the held-out combination parts differ only in
 their combinations), and ``train``/``validation``/``test`` use the training
-combinations.
+combinations. A context axis likewise adds its held-out context parts
+(``interpolation``, ..., ``target``) on the ``test`` level set.
 """
 
 from __future__ import annotations
@@ -20,19 +23,31 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gengap.envs.combination_axis import Combination, CombinationAxis
 from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 
+if TYPE_CHECKING:
+    from gengap.envs.contexts import ContextAxis
+
 # Procgen and MiniGrid both take 31-bit level seeds.
 MAX_LEVEL_SEED = 2**31 - 1
 LEVEL_PARTS = ("train", "validation", "test")
 # Held-out combination parts (see gengap.envs.combinations); they use the test levels.
 COMBINATION_PARTS = ("combinatorial", "extrapolation")
-PARTS = LEVEL_PARTS + COMBINATION_PARTS
+# Held-out physics-context parts (see gengap.envs.contexts); they use the test levels too.
+CONTEXT_PARTS = (
+    "interpolation",
+    "combinatorial_interpolation",
+    "single_factor_extrapolation",
+    "all_factor_extrapolation",
+    "target",
+)
+HELD_OUT_AXIS_PARTS = COMBINATION_PARTS + CONTEXT_PARTS
+PARTS = LEVEL_PARTS + HELD_OUT_AXIS_PARTS
 
 
 def _check_int(name: str, value: Any, minimum: int = 0) -> int:
@@ -219,6 +234,9 @@ class Split:
         name: A label saved with results (e.g. ``"procgen-easy-200"``).
         combinations: Optional combination axis; it adds the ``combinatorial``
             and ``extrapolation`` parts (on the ``test`` levels).
+        contexts: Optional physics-context axis
+            (:class:`~gengap.envs.contexts.ContextAxis`); it adds its held-out context
+            parts (``interpolation``, ..., ``target``, on the ``test`` levels).
 
     Raises:
         ValueError: If two parts share level seeds (the message names them).
@@ -229,6 +247,7 @@ class Split:
     validation: LevelSet | None = None
     name: str = "custom"
     combinations: CombinationAxis | None = None
+    contexts: ContextAxis | None = None
 
     def __post_init__(self) -> None:
         for part in LEVEL_PARTS:
@@ -240,6 +259,16 @@ class Split:
                 raise InputTypeError(
                     "Split.combinations must be a CombinationAxis or None, got "
                     f"{type(self.combinations).__name__}"
+                )
+        if self.contexts is not None:
+            from gengap.envs.contexts import ContextAxis
+
+            if isinstance(self.contexts, Mapping):
+                object.__setattr__(self, "contexts", ContextAxis.from_dict(self.contexts))
+            elif not isinstance(self.contexts, ContextAxis):
+                raise TypeError(
+                    "Split.contexts must be a ContextAxis or None, got "
+                    f"{type(self.contexts).__name__}"
                 )
         parts = [(p, self.levels(p)) for p in self.parts]
         for i, (name_a, set_a) in enumerate(parts):
@@ -263,17 +292,22 @@ class Split:
         return () if self.combinations is None else self.combinations.held_out_parts
 
     @property
+    def context_parts(self) -> tuple[str, ...]:
+        """The held-out context parts this split has (none without a context axis)."""
+        return () if self.contexts is None else self.contexts.held_out_parts
+
+    @property
     def all_parts(self) -> tuple[str, ...]:
-        """Every part an env can be built on: level parts, then combination parts."""
-        return self.parts + self.combination_parts
+        """Every part an env can be built on: level parts, then held-out axis parts."""
+        return self.parts + self.combination_parts + self.context_parts
 
     def levels(self, part: str) -> LevelSet:
         """The level set of ``part``: ``train``, ``validation`` or ``test``, or a
         combination part (``combinatorial``, ``extrapolation``), which uses ``test``'s."""
         if part not in PARTS:
             raise InputError(unknown_name_message("split part", part, PARTS))
-        if part in COMBINATION_PARTS:
-            if part not in self.combination_parts:
+        if part in HELD_OUT_AXIS_PARTS:
+            if part not in self.combination_parts + self.context_parts:
                 raise InputError(
                     f"split {self.name!r} has no {part} part; it has {list(self.all_parts)}"
                 )
@@ -303,7 +337,7 @@ class Split:
 
         Combination parts share the ``test`` levels: excluding from one excludes from ``test``.
         """
-        field_name = "test" if part in COMBINATION_PARTS else part
+        field_name = "test" if part in HELD_OUT_AXIS_PARTS else part
         changes: dict[str, Any] = {field_name: self.levels(part).without(seeds)}
         return replace(self, **changes)
 
@@ -342,6 +376,8 @@ class Split:
             data[part] = self.levels(part).to_dict()
         if self.combinations is not None:
             data["combinations"] = self.combinations.to_dict()
+        if self.contexts is not None:
+            data["contexts"] = self.contexts.to_dict()
         return data
 
     @classmethod
@@ -366,11 +402,11 @@ class Split:
             return data
         if not isinstance(data, Mapping):
             raise InputTypeError(f"split must be a Split or a mapping, got {type(data).__name__}")
-        unknown = set(data) - {"name", *LEVEL_PARTS, "combinations"}
+        unknown = set(data) - {"name", *LEVEL_PARTS, "combinations", "contexts"}
         if unknown:
             raise InputError(
                 f"unknown key(s) {sorted(unknown)} in a split; expected name, "
-                f"{', '.join(LEVEL_PARTS)}, combinations"
+                f"{', '.join(LEVEL_PARTS)}, combinations, contexts"
             )
         for required in ("train", "test"):
             if required not in data:
@@ -381,6 +417,7 @@ class Split:
             validation=LevelSet.from_dict(data["validation"]) if data.get("validation") else None,
             name=str(data.get("name", "custom")),
             combinations=_combinations_from_dict(data.get("combinations")),
+            contexts=_contexts_from_dict(data.get("contexts")),
         )
 
     def to_json(self) -> str:
@@ -420,6 +457,8 @@ class Split:
         text = "; ".join(f"{p}: {self.levels(p).describe()}" for p in self.parts)
         if self.combinations is not None:
             text += f"; combinations: {self.combinations.describe()}"
+        if self.contexts is not None:
+            text += f"; contexts: {self.contexts.describe()}"
         return text
 
 
@@ -427,6 +466,14 @@ def _combinations_from_dict(data: Any) -> CombinationAxis | None:
     if data is None:
         return None
     return CombinationAxis.from_dict(data)
+
+
+def _contexts_from_dict(data: Any) -> ContextAxis | None:
+    if data is None:
+        return None
+    from gengap.envs.contexts import ContextAxis
+
+    return ContextAxis.from_dict(data)
 
 
 def level_for_reset(

@@ -1,0 +1,33 @@
+"""The sim-to-real study file: per-arm splits and the budget scale (config only, no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gengap.eval.study import StudyConfig, load_study
+
+STUDY = Path(__file__).resolve().parent.parent / "studies" / "sim_to_real.toml"
+
+
+def test_arms_train_on_their_own_contexts_and_share_held_out_parts():
+    study = load_study(STUDY)
+    nominal, randomized = (study.experiments()[0].resolved_split(),
+                           study.experiments()[-1].resolved_split())
+    assert nominal.contexts.train_box is None and len(nominal.contexts.train_points) == 1
+    assert randomized.contexts.train_box is not None
+    assert nominal.contexts.held_out == randomized.contexts.held_out
+    assert {e.part for e in study.evaluations} >= set(randomized.context_parts)
+
+
+def test_budget_scale_multiplies_training_steps_only():
+    data = load_study(STUDY).to_dict()
+    scaled = StudyConfig.from_dict({**data, "budget_scale": 2.5})
+    base = StudyConfig.from_dict(data)
+    for small, big in zip(base.experiments(), scaled.experiments(), strict=True):
+        assert big.total_timesteps == round(2.5 * small.total_timesteps)
+        assert big.final_eval_episodes == small.final_eval_episodes
+        assert big.split == small.split
+    with pytest.raises(ValueError, match="budget_scale must be a number > 0, got 0"):
+        StudyConfig.from_dict({**data, "budget_scale": 0})
