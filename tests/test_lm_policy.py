@@ -190,3 +190,23 @@ def test_changed_trunk_weights_are_refused(env: gymnasium.Env[Any, Any],
     info_path.write_text(json.dumps(info))
     with pytest.raises(InputError, match=r"have sha256 [0-9a-f]{64}, but .* was trained on 0{64}"):
         load_agent(tmp_path / "agent")
+
+
+def test_a_local_decoder_folder_works(env: gymnasium.Env[Any, Any], tmp_path: Path) -> None:
+    """A GPT-2 (decoder) folder serves as the trunk too: a tiny one, saved locally, with
+    the shipped WordPiece tokenizer (no GPT-2 vocabulary is on this machine)."""
+    from transformers import GPT2Config, GPT2Model
+
+    folder = tmp_path / "tiny-gpt2"
+    shutil.copytree(shipped_model_path(), folder,
+                    ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "config.json"))
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(vocab_size=30522, n_positions=128, n_embd=32, n_layer=1,
+                         n_head=2)).save_pretrained(folder)
+    agent = LMPolicyConfig(lm_path=str(folder), **TINY).create(env.observation_space,
+                                                                 env.action_space)
+    assert isinstance(agent, LMPolicyAgent)
+    assert type(agent.network.trunk).__name__ == "GPT2Model"
+    obs = env.reset(seed=0)[0]
+    batch = {key: np.asarray(value)[None] for key, value in obs.items()}
+    assert agent.act(batch).shape == (1,)
