@@ -32,7 +32,13 @@ class DemoTransitions:
 
     def __init__(self, num_episodes: int) -> None:
         from gengap.envs import make
-        from gengap.envs.babyai import bot_demonstrations
+
+        try:  # the offline issue moves the bot from envs/babyai.py to offline/collect.py
+            from gengap.offline.collect import bot_demonstrations
+        except ImportError:
+            from gengap.envs.babyai import (  # type: ignore[attr-defined,no-redef]
+                bot_demonstrations,
+            )
 
         env = make(ENV_ID, obs_mode="entities")
         self.observation_space, self.action_space = env.observation_space, env.action_space

@@ -19,8 +19,12 @@ from safetensors.torch import load_file
 from gengap.agents import LMPolicyAgent, LMPolicyConfig, load_agent
 from gengap.agents.lm_network import load_trunk, resolve_model_path, shipped_model_path
 from gengap.envs import make
-from gengap.envs.babyai import bot_demonstrations
 from gengap.envs.errors import InputError, InputFileNotFoundError
+
+try:  # the offline issue moves the bot from envs/babyai.py to offline/collect.py
+    from gengap.offline.collect import bot_demonstrations
+except ImportError:
+    from gengap.envs.babyai import bot_demonstrations  # type: ignore[attr-defined,no-redef]
 
 ENV_ID = "gengap/babyai-gotolocal-compositional-v0"
 TINY = {"batch_size": 8, "head_hidden": 16}
