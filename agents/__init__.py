@@ -1,6 +1,7 @@
 """gengap agents: one interface (:class:`Agent`) for everything that acts.
 
-Importing this package registers the online RL algorithms (``ppo``, ``dqn``, ``sac``).
+Importing this package registers the online RL algorithms (``ppo``, ``dqn``, ``sac``) and
+the LM-initialized offline policy (``lm``).
 """
 
 from gengap.agents.base import (
@@ -21,6 +22,7 @@ from gengap.agents.base import (
     registered_algos,
     resolve_device,
 )
+from gengap.agents.lm_policy import LMPolicyAgent, LMPolicyConfig
 from gengap.agents.online import SB3Agent
 from gengap.agents.sb3_agents import (
     DQNAgent,
@@ -38,6 +40,8 @@ __all__ = [
     "AgentConfig",
     "DQNAgent",
     "DQNConfig",
+    "LMPolicyAgent",
+    "LMPolicyConfig",
     "OfflineAgent",
     "OnlineAgent",
     "PPOAgent",

@@ -144,8 +144,8 @@ def test_custom_split_trains_and_holds_out_named_tasks():
 def test_the_metaworld_study_file_holds_out_the_ml10_test_tasks():
     from pathlib import Path
 
+    from gengap.drivers.study import load_study
     from gengap.envs.metaworld import ML10_TEST
-    from gengap.eval.study import load_study
 
     path = Path(__file__).resolve().parent.parent / "studies" / "metaworld_reach_heldout.toml"
     split = load_study(path).experiments()[0].resolved_split()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gengap.eval.study import StudyConfig, load_study
+from gengap.drivers.study import StudyConfig, load_study
 
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "sim_to_real.toml"
 

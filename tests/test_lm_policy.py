@@ -1,0 +1,216 @@
+"""The LM-initialized policy: agent conformance on real BabyAI bot demonstrations, the
+shipped MiniLM really is pretrained, trunk references are checked, bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from safetensors.torch import load_file
+
+from gengap.agents import LMPolicyAgent, LMPolicyConfig, load_agent
+from gengap.agents.lm_network import load_trunk, resolve_model_path, shipped_model_path
+from gengap.envs import make
+from gengap.envs.errors import InputError, InputFileNotFoundError
+
+try:  # the offline issue moves the bot from envs/babyai.py to offline/collect.py
+    from gengap.offline.collect import bot_demonstrations
+except ImportError:
+    from gengap.envs.babyai import bot_demonstrations  # type: ignore[attr-defined,no-redef]
+
+ENV_ID = "gengap/babyai-gotolocal-compositional-v0"
+TINY = {"batch_size": 8, "head_hidden": 16}
+
+
+class DemoTransitions:
+    """An in-memory :class:`~gengap.agents.TransitionSource` over bot demonstrations."""
+
+    def __init__(self, env: gymnasium.Env[Any, Any], num_episodes: int) -> None:
+        demos = bot_demonstrations(ENV_ID, num_episodes=num_episodes,
+                                   env_kwargs={"obs_mode": "entities"})
+        self.observation_space = env.observation_space
+        self.action_space = env.action_space
+        observations = [obs for demo in demos for obs in demo.observations[:-1]]
+        self.obs = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+        self.action = np.concatenate([demo.actions for demo in demos])
+        self.bounds = np.cumsum([0] + [len(demo.actions) for demo in demos])
+
+    @property
+    def num_transitions(self) -> int:
+        return len(self.action)
+
+    def transitions(self, indices: np.ndarray) -> dict[str, Any]:
+        obs = {key: value[indices] for key, value in self.obs.items()}
+        count = len(indices)
+        return {"obs": obs, "next_obs": obs, "action": self.action[indices],
+                "reward": np.zeros(count, np.float32), "terminated": np.zeros(count, bool),
+                "truncated": np.zeros(count, bool), "level_seed": np.zeros(count, np.int64)}
+
+    def episode_bounds(self) -> np.ndarray:
+        return self.bounds
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[gymnasium.Env[Any, Any]]:
+    environment = make(ENV_ID, obs_mode="entities")
+    yield environment
+    environment.close()
+
+
+@pytest.fixture(scope="module")
+def demos(env: gymnasium.Env[Any, Any]) -> DemoTransitions:
+    return DemoTransitions(env, num_episodes=6)
+
+
+def logits(agent: LMPolicyAgent, obs: dict[str, Any]) -> torch.Tensor:
+    agent.network.eval()
+    with torch.no_grad():
+        return agent._logits(obs)
+
+
+@pytest.mark.parametrize("variant", [
+    {"trunk": "frozen", "entity_tokens": "language"},
+    {"trunk": "finetune", "entity_tokens": "learned", "pretrained": False},
+])
+def test_agent_conformance(variant: dict[str, Any], demos: DemoTransitions,
+                           tmp_path: Path) -> None:
+    config = LMPolicyConfig(seed=3, **TINY, **variant)
+    count = min(12, demos.num_transitions)
+    batch = demos.transitions(np.arange(count))["obs"]
+    agent = config.create(demos.observation_space, demos.action_space)
+    assert isinstance(agent, LMPolicyAgent)
+    before = logits(agent, batch)
+    agent.fit(demos, 4)
+    assert agent.num_updates == 4
+    after = logits(agent, batch)
+    assert not torch.equal(before, after)  # it learned something
+    actions = agent.act(batch)
+    assert actions.shape == (count,) and actions.dtype == np.int64
+    assert all(demos.action_space.contains(int(a)) for a in actions)
+    sampled = agent.act(batch, deterministic=False)
+    assert sampled.shape == (count,) and all(0 <= a < 7 for a in sampled)
+
+    agent.save(tmp_path / "agent")
+    saved = load_file(str(tmp_path / "agent" / "model.safetensors"))
+    assert any(k.startswith("trunk.") for k in saved) == config.saves_trunk
+    reference = json.loads((tmp_path / "agent" / "agent.json").read_text())["trunk"]
+    assert (reference["weights_sha256"] is None) == (not config.pretrained)
+    loaded = load_agent(tmp_path / "agent")
+    assert isinstance(loaded, LMPolicyAgent) and loaded.num_updates == 4
+    assert torch.equal(logits(loaded, batch), after)
+    np.testing.assert_array_equal(loaded.act(batch), actions)
+
+    twin = config.create(demos.observation_space, demos.action_space)
+    twin.fit(demos, 4)
+    assert torch.equal(logits(twin, batch), after)  # same seed, same agent
+
+    interrupted = config.create(demos.observation_space, demos.action_space)
+    interrupted.fit(demos, 2)
+    interrupted.save_checkpoint(tmp_path / "checkpoint")
+    resumed = LMPolicyAgent.load_checkpoint(tmp_path / "checkpoint")
+    assert resumed.num_updates == 2
+    resumed.fit(demos, 4)
+    assert torch.equal(logits(resumed, batch), after)  # resumes to the uninterrupted run
+
+
+def sentence_embeddings(model: torch.nn.Module, tokenizer: Any,
+                        sentences: list[str]) -> torch.Tensor:
+    inputs = tokenizer(sentences, padding=True, return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        hidden = model(**inputs).last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).float()
+    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+
+def test_shipped_trunk_is_pretrained(env: gymnasium.Env[Any, Any]) -> None:
+    sentences = ["A man is playing a guitar.", "Someone strums an acoustic instrument.",
+                 "The quarterly tax report is due on Monday."]
+
+    def paraphrase_margin(pretrained: bool) -> float:
+        torch.manual_seed(0)
+        model, tokenizer = load_trunk(resolve_model_path(""), pretrained)
+        anchor, paraphrase, unrelated = sentence_embeddings(model, tokenizer, sentences)
+        return float(anchor @ paraphrase - anchor @ unrelated)
+
+    assert paraphrase_margin(True) > 0.3  # measured 0.58 for all-MiniLM-L6-v2
+    assert abs(paraphrase_margin(False)) < 0.1  # measured -0.01 for a random trunk
+    # The agent's trunk holds the shipped weights (no silent fall-back to random ones).
+    shipped = load_file(str(shipped_model_path() / "model.safetensors"))
+    name = next(k for k in shipped if k.endswith("word_embeddings.weight"))
+    agent = LMPolicyConfig(**TINY).create(env.observation_space, env.action_space)
+    assert isinstance(agent, LMPolicyAgent)
+    table = agent.network.trunk.get_input_embeddings().weight.detach()
+    assert torch.equal(table, shipped[name])
+
+
+def test_bad_input_is_one_line(env: gymnasium.Env[Any, Any], tmp_path: Path) -> None:
+    obs_space, action_space = env.observation_space, env.action_space
+    with pytest.raises(InputFileNotFoundError,
+                       match=r"^lm_path must be a local Hugging Face model folder .*'/nope'$"):
+        LMPolicyConfig(lm_path="/nope").create(obs_space, action_space)
+    no_weights = tmp_path / "no-weights"
+    shutil.copytree(shipped_model_path(), no_weights,
+                    ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    with pytest.raises(InputFileNotFoundError, match=r"has no weights \(model\.safetensors or"):
+        LMPolicyConfig(lm_path=str(no_weights)).create(obs_space, action_space)
+    (no_weights / "config.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"is not a loadable Hugging Face model"):
+        LMPolicyConfig(lm_path=str(no_weights), pretrained=False).create(obs_space, action_space)
+    pixels = spaces.Box(0, 255, (7, 7, 3), np.uint8)
+    with pytest.raises(InputError, match=r"^the lm policy needs MiniGrid/BabyAI entity obs"):
+        LMPolicyConfig().create(pixels, action_space)
+    with pytest.raises(InputError, match=r"^LM needs a discrete \(Discrete\) action space"):
+        LMPolicyConfig().create(obs_space, spaces.Box(-1, 1, (2,)))
+    with pytest.raises(InputError, match=r"unknown trunk 'frozn'.*'frozen'"):
+        LMPolicyConfig(trunk="frozn")
+    with pytest.raises(InputError, match=r"unknown entity_tokens 'words'"):
+        LMPolicyConfig(entity_tokens="words")
+
+
+def test_changed_trunk_weights_are_refused(env: gymnasium.Env[Any, Any],
+                                           tmp_path: Path) -> None:
+    agent = LMPolicyConfig(**TINY).create(env.observation_space, env.action_space)
+    agent.save(tmp_path / "agent")
+    info_path = tmp_path / "agent" / "agent.json"
+    info = json.loads(info_path.read_text())
+    info["trunk"]["weights_sha256"] = "0" * 64
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(InputError, match=r"have sha256 [0-9a-f]{64}, but .* was trained on 0{64}"):
+        load_agent(tmp_path / "agent")
+
+
+def test_a_local_decoder_folder_works(env: gymnasium.Env[Any, Any], tmp_path: Path) -> None:
+    """A GPT-2 (decoder) folder serves as the trunk too: a tiny one, saved locally, with
+    the shipped WordPiece tokenizer (no GPT-2 vocabulary is on this machine)."""
+    from transformers import GPT2Config, GPT2Model
+
+    folder = tmp_path / "tiny-gpt2"
+    shutil.copytree(shipped_model_path(), folder,
+                    ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "config.json"))
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(vocab_size=30522, n_positions=128, n_embd=32, n_layer=1,
+                         n_head=2)).save_pretrained(folder)
+    agent = LMPolicyConfig(lm_path=str(folder), **TINY).create(env.observation_space,
+                                                                 env.action_space)
+    assert isinstance(agent, LMPolicyAgent)
+    assert type(agent.network.trunk).__name__ == "GPT2Model"
+    obs = env.reset(seed=0)[0]
+    batch = {key: np.asarray(value)[None] for key, value in obs.items()}
+    assert agent.act(batch).shape == (1,)
