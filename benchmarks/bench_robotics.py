@@ -124,7 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds a path (3)")
     parser.add_argument("--slices", type=int, default=10, help="interleaved slices (10)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny budget: checks it runs, numbers mean little"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.slices = 0.2, 2
     run_robotics_benchmark(seconds=args.seconds, slices=args.slices)
     return 0
 

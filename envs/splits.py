@@ -23,29 +23,19 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from gengap.envs.combination_axis import Combination, CombinationAxis
+from gengap.envs.context_axis import CONTEXT_PARTS, ContextAxis
 from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
-
-if TYPE_CHECKING:
-    from gengap.envs.contexts import ContextAxis
 
 # Procgen and MiniGrid both take 31-bit level seeds.
 MAX_LEVEL_SEED = 2**31 - 1
 LEVEL_PARTS = ("train", "validation", "test")
 # Held-out combination parts (see gengap.envs.combinations); they use the test levels.
 COMBINATION_PARTS = ("combinatorial", "extrapolation")
-# Held-out physics-context parts (see gengap.envs.contexts); they use the test levels too.
-CONTEXT_PARTS = (
-    "interpolation",
-    "combinatorial_interpolation",
-    "single_factor_extrapolation",
-    "all_factor_extrapolation",
-    "target",
-)
 HELD_OUT_AXIS_PARTS = COMBINATION_PARTS + CONTEXT_PARTS
 PARTS = LEVEL_PARTS + HELD_OUT_AXIS_PARTS
 
@@ -261,8 +251,6 @@ class Split:
                     f"{type(self.combinations).__name__}"
                 )
         if self.contexts is not None:
-            from gengap.envs.contexts import ContextAxis
-
             if isinstance(self.contexts, Mapping):
                 object.__setattr__(self, "contexts", ContextAxis.from_dict(self.contexts))
             elif not isinstance(self.contexts, ContextAxis):
@@ -471,8 +459,6 @@ def _combinations_from_dict(data: Any) -> CombinationAxis | None:
 def _contexts_from_dict(data: Any) -> ContextAxis | None:
     if data is None:
         return None
-    from gengap.envs.contexts import ContextAxis
-
     return ContextAxis.from_dict(data)
 
 
