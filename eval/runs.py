@@ -22,6 +22,7 @@ folder, never to the one the folder was created next to.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -248,10 +249,11 @@ class ExperimentConfig:
         validation = default.validation
         if validation is not None and validation.overlap(train)[0]:
             validation = None
-        return Split(
+        # Only the levels change: the default split's combination and context axes stay.
+        return dataclasses.replace(
+            default,
             train=train,
             validation=validation,
-            test=default.test,
             name=f"{default.name.rsplit('-', 1)[0]}-{self.num_train_levels}",
         )
 

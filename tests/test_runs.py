@@ -13,6 +13,7 @@ import pytest
 
 from gengap.agents import load_agent
 from gengap.drivers.train import Progress, TrainingInterrupted, run_experiment
+from gengap.envs import env_info
 from gengap.envs.errors import InputError
 from gengap.eval.evaluate import evaluate_run
 from gengap.eval.runs import ExperimentConfig, RunFolder, load_run
@@ -235,3 +236,14 @@ def test_every_registered_algo_has_a_trainer():
         config = agent_config_class(algo)()
         offline = issubclass(config.agent_class(), OfflineAgent)
         assert trainer_class(config) is (OfflineTrainer if offline else OnlineTrainer), algo
+
+
+def test_num_train_levels_keeps_the_default_splits_other_axes():
+    # --train-levels changes the training levels only: a mujoco id keeps its held-out
+    # context parts and a compositional id its held-out combinations
+    config = ExperimentConfig(env_id="gengap/mujoco-invertedpendulum-v0", num_train_levels=5)
+    default = env_info(config.env_id).default_split
+    split = config.resolved_split()
+    assert len(split.train) == 5
+    assert default.contexts is not None and split.contexts == default.contexts
+    assert split.context_parts == default.context_parts
