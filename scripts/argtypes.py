@@ -13,19 +13,25 @@ from collections.abc import Callable
 WORKERS_PER_CORE = 4
 
 
-def positive_int(name: str) -> Callable[[str], int]:
+def _int_at_least(name: str, minimum: int, kind: str) -> Callable[[str], int]:
+    """An integer >= ``minimum``; refused as "NAME must be a KIND integer, got ..."."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{name} must be a positive integer, got {text!r}"
+                f"{name} must be a {kind} integer, got {text!r}"
             ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be a {kind} integer, got {value}")
         return value
 
     return parse
+
+
+def positive_int(name: str) -> Callable[[str], int]:
+    return _int_at_least(name, 1, "positive")
 
 
 def worker_count(name: str) -> Callable[[str], int]:
@@ -48,18 +54,7 @@ def worker_count(name: str) -> Callable[[str], int]:
 
 
 def non_negative_int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be a non-negative integer, got {text!r}"
-            ) from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {value}")
-        return value
-
-    return parse
+    return _int_at_least(name, 0, "non-negative")
 
 
 def key_value(name: str) -> Callable[[str], tuple[str, object]]:
