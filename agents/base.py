@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
@@ -20,6 +20,7 @@ import gymnasium
 import numpy as np
 import torch
 
+from gengap.agents.history import EpisodeHistory
 from gengap.envs.configio import config_from_dict
 from gengap.envs.errors import InputError, InputFileNotFoundError, InputTypeError
 from gengap.envs.registry import env_info, registered_ids, unknown_name_message
@@ -411,9 +412,27 @@ class Agent(ABC):
     observation_space: gymnasium.Space[Any]
     action_space: gymnasium.Space[Any]
 
+    #: How many past steps of each episode :meth:`act` reads (0: only the current
+    #: observation). Loops that step envs keep that many in an
+    #: :class:`~gengap.agents.history.EpisodeHistory` per env and pass them in.
+    context_length: int = 0
+
     @abstractmethod
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Actions for a batch of observations (leading axis = batch), one per observation."""
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
+        """Actions for a batch of observations (leading axis = batch), one per observation.
+
+        Args:
+            obs: The batch (a dict of batches for Dict spaces).
+            deterministic: Most likely action if True, else one sampled from the policy.
+            histories: For agents with ``context_length > 0``: each observation's episode so
+                far, aligned with the batch. None acts as at the first step of an episode;
+                agents without context ignore it.
+        """
 
     @abstractmethod
     def save(self, path: str | Path) -> None:

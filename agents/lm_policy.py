@@ -17,6 +17,7 @@ randomly initialised trunk is saved with the rest of the weights.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self, cast
 
@@ -47,6 +48,7 @@ from gengap.agents.checkpoint import (
     space_to_dict,
     write_json,
 )
+from gengap.agents.history import EpisodeHistory
 from gengap.agents.lm_network import (
     LMPolicyNetwork,
     file_sha256,
@@ -182,7 +184,12 @@ class LMPolicyAgent(OfflineAgent):
                              f"{', '.join(_ENTITY_KEYS)}), got {type(obs).__name__}")
         return self.network(self.network.encode_batch(obs, torch.device(self.device)))
 
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
         """Greedy (or sampled) actions for a batch of entity observations."""
         self.network.eval()
         with torch.no_grad():

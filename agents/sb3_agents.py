@@ -7,7 +7,7 @@ Config defaults are SB3's, except where noted; per env family defaults live in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import gymnasium
@@ -19,6 +19,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 from gengap.agents.base import Agent, AgentConfig, register_agent
+from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import FEATURES_EXTRACTORS, features_extractor_kwargs
 from gengap.agents.online import SB3Agent
 from gengap.envs.errors import InputError
@@ -314,7 +315,12 @@ class DQNAgent(SB3Agent):
 
     config: DQNConfig
 
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
         """Greedy actions, or (``deterministic=False``) epsilon-greedy per observation with
         ``config.exploration_final_eps``, drawing from numpy's global RNG as SB3 does."""
         greedy = super().act(obs, deterministic=True)

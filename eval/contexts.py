@@ -24,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gengap.agents.base import Agent
+from gengap.agents.history import EpisodeHistory, new_histories
 from gengap.envs import Split, make, resolve_split
 from gengap.envs.contexts import ContextAxis
 from gengap.envs.errors import InputError
@@ -175,16 +176,24 @@ def evaluate_contexts(
         observations[slot], _ = envs[slot].reset(
             options={"level": levels[episode], "context": points[context_index]})
 
+    histories = new_histories(agent.context_length, len(envs))
     for slot in range(len(envs)):
         start(slot)
     while any(s is not None for s in slots):
         active = [i for i, s in enumerate(slots) if s is not None]
-        actions = agent.act(np.stack([observations[i] for i in active]), deterministic)
+        actions = agent.act(
+            np.stack([observations[i] for i in active]),
+            deterministic,
+            histories=None if histories is None else [histories[i] for i in active],
+        )
         for slot, action in zip(active, actions, strict=True):
             cell = slots[slot]
             if cell is None:  # unreachable: active slots hold an episode
                 continue
+            taken_on = observations[slot]
             obs, reward, terminated, truncated, info = envs[slot].step(action)
+            if histories is not None:
+                histories[slot].record(taken_on, action, float(reward))
             returns[cell] += float(reward)
             if "success" in info:
                 successes[cell] = max(0.0 if np.isnan(successes[cell]) else successes[cell],
@@ -192,6 +201,8 @@ def evaluate_contexts(
             observations[slot] = obs
             if terminated or truncated:
                 start(slot)
+                if histories is not None:
+                    histories[slot] = EpisodeHistory(agent.context_length)
     for env in envs:
         env.close()
     return ContextEvaluation(tuple(points), returns, successes, tuple(levels))

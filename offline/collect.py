@@ -43,6 +43,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from gengap.agents.history import EpisodeHistory, new_histories
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
 from gengap.envs.errors import InputError, InputFileNotFoundError
 from gengap.envs.registry import unknown_name_message
@@ -89,6 +90,10 @@ class Policy:
     def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
         raise NotImplementedError
 
+    def taken(self, obs: Any, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Called after every step with the actions really taken on ``obs`` and their rewards
+        (before :meth:`episode_started` for envs whose episode ended)."""
+
 
 def _random_actions(
     space: gymnasium.Space[Any], count: int, rng: np.random.Generator
@@ -125,9 +130,30 @@ class AgentPolicy(Policy):
         self.agent = load_agent(agent_dir)
         self.deterministic = deterministic
         self.description = description
+        self._histories: list[EpisodeHistory] | None = None
+        self._acted_on: list[Any] = []
+
+    def start(self, env: gymnasium.vector.VectorEnv, rng: np.random.Generator) -> None:
+        self._histories = new_histories(self.agent.context_length, env.num_envs)
+
+    def episode_started(self, env: gymnasium.vector.VectorEnv, index: int) -> None:
+        if self._histories is not None:
+            self._histories[index] = EpisodeHistory(self.agent.context_length)
 
     def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
-        return np.asarray(self.agent.act(obs, deterministic=self.deterministic))
+        if self._histories is not None:  # a copy: vector envs may reuse their output buffers
+            self._acted_on = [_take(obs, index) for index in range(env.num_envs)]
+        return np.asarray(
+            self.agent.act(obs, deterministic=self.deterministic, histories=self._histories)
+        )
+
+    def taken(self, obs: Any, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Record the step just taken (the actions may differ from the agent's under an
+        epsilon mixture); episodes that ended are restarted by :meth:`episode_started`."""
+        if self._histories is None:
+            return
+        for index, history in enumerate(self._histories):
+            history.record(self._acted_on[index], actions[index], float(rewards[index]))
 
 
 class BotPolicy(Policy):
@@ -158,7 +184,7 @@ class BotPolicy(Policy):
                 actions[index] = int(bot.replan(self._last[index]))
         return actions
 
-    def taken(self, actions: np.ndarray) -> None:
+    def note_actions(self, actions: np.ndarray) -> None:
         """The actions really taken (they differ from the bot's under an epsilon mixture)."""
         self._last = [int(a) for a in actions]
 
@@ -195,6 +221,9 @@ class EpsilonPolicy(Policy):
     def episode_started(self, env: gymnasium.vector.VectorEnv, index: int) -> None:
         self.inner.episode_started(env, index)
 
+    def taken(self, obs: Any, actions: np.ndarray, rewards: np.ndarray) -> None:
+        self.inner.taken(obs, actions, rewards)
+
     def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
         actions = self.inner.act(obs, env)
         explore = self._rng.random(env.num_envs) < self.epsilon
@@ -202,7 +231,7 @@ class EpsilonPolicy(Policy):
             random = _random_actions(env.single_action_space, env.num_envs, self._rng)
             actions = np.where(explore.reshape(-1, *([1] * (actions.ndim - 1))), random, actions)
         if isinstance(self.inner, BotPolicy):
-            self.inner.taken(actions)
+            self.inner.note_actions(actions)
         return actions
 
 
@@ -698,7 +727,9 @@ def _roll_out(
 
     while done < budget:
         actions = policy.act(obs, env)
+        taken_on = obs
         obs, rewards, terminations, truncations, infos = env.step(actions)
+        policy.taken(taken_on, actions, rewards)
         # The last step may be partial: only as many envs as transitions are still wanted.
         active = min(num_envs, budget - done) if by_transitions else num_envs
         final_obs = infos.get("final_obs")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import d3rlpy.algos
@@ -28,6 +29,7 @@ from torch import nn
 
 from gengap.agents.base import TransitionSource
 from gengap.agents.checkpoint import space_from_dict, space_to_dict
+from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ObservationEncoder
 from gengap.offline.learner import (
     ActionScaler,
@@ -301,7 +303,12 @@ class D3rlpyAgent(OfflineLearner):
         return {k: float(v) for k, v in losses.items()}
 
     # -- acting -------------------------------------------------------------------------
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
         """Actions for a batch of observations (leading axis = batch).
 
         Q-learning algorithms act greedily (``deterministic=False`` samples where the
