@@ -11,7 +11,6 @@ over two context factors.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gengap.agents.base import Agent
@@ -28,8 +26,9 @@ from gengap.agents.history import EpisodeHistory, new_histories
 from gengap.envs import Split, make, resolve_split
 from gengap.envs.contexts import ContextAxis
 from gengap.envs.errors import InputError
-from gengap.envs.io import atomic_write_bytes, atomic_write_text
+from gengap.envs.io import atomic_write_text
 from gengap.eval.metrics import Interval
+from gengap.eval.report_parts import save_png
 
 METHOD_CONTEXTS = "bootstrap over episodes within each context"
 METHOD_RATIO = "bootstrap over episodes within each context, independently per part"
@@ -337,7 +336,6 @@ def plot_heatmap(evaluation: ContextEvaluation, x: str, y: str, path: str | Path
         counts[cell] += 1
     grid = np.where(counts > 0, grid / np.maximum(counts, 1), np.nan)
     figure = Figure(figsize=(1.2 + 0.9 * len(xs), 1.0 + 0.7 * len(ys)))
-    FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     image = axes.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
     axes.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
@@ -350,11 +348,7 @@ def plot_heatmap(evaluation: ContextEvaluation, x: str, y: str, path: str | Path
                       fontsize=8)
     figure.colorbar(image, ax=axes, label=f"mean {score}")
     axes.set_title(title or f"{score} over {x} x {y}")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(figure, Path(path))
 
 
 def write_context_report(evaluations: Mapping[str, ContextEvaluation], out_dir: str | Path, *,
