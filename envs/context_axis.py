@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gengap.envs.configio import check_keys
 from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 
 # Held-out physics-context parts; like the combination parts they use the test levels.
@@ -473,15 +474,8 @@ class ContextAxis:
     def from_dict(cls, data: Any) -> ContextAxis:
         if isinstance(data, ContextAxis):
             return data
-        if not isinstance(data, Mapping):
-            raise InputTypeError(f"contexts must be a mapping, got {type(data).__name__}")
-        keys = {"params", "train_points", "train_box", "held_out", "reference"}
-        unknown = set(data) - keys
-        if unknown:
-            raise InputError(f"unknown key(s) {sorted(unknown)} in a context axis; expected "
-                             f"{', '.join(sorted(keys))}")
-        if "params" not in data:
-            raise InputError(f"a context axis needs 'params'; got keys {sorted(data)}")
+        allowed = ("params", "train_points", "train_box", "held_out", "reference")
+        check_keys(data, "a context axis", allowed, required=("params",))
         return cls(
             params=tuple(data["params"]),
             train_points=tuple(data.get("train_points", ())),
