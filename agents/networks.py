@@ -376,6 +376,49 @@ def features_extractor_kwargs(
     return kwargs
 
 
+def check_features_extractor_fits(
+    name: str,
+    observation_space: gymnasium.Space[Any],
+    features_dim: int | None = None,
+    *,
+    where: str = "the env",
+) -> None:
+    """Refuse up front, in one line, an observation space extractor ``name`` cannot encode.
+
+    The extractor says what it needs: it is built once on the space the policy will see
+    (channel-last images transposed, as SB3 does), so its own checks decide, and shape
+    errors of its layers (a kernel larger than the image) count as a misfit too. Building
+    one costs milliseconds and touches no files.
+
+    Args:
+        name: ``"auto"`` or a name in :data:`FEATURES_EXTRACTORS`.
+        observation_space: The env's single observation space.
+        features_dim: The extractor's output units (``None``: its default).
+        where: What the space belongs to, for the message (e.g. the env id).
+
+    Raises:
+        InputError: For an unknown name, or a space the extractor does not fit, e.g.
+            "gengap/minigrid-doorkey-5x5-v0 observations do not fit features extractor
+            'minigrid_cnn': MiniGridCNN needs H and W >= 6, got observation shape (3, 5, 5)".
+    """
+    policy_space = policy_observation_space(observation_space)
+    kwargs = features_extractor_kwargs(name, policy_space, features_dim or 0)
+    extractor_cls = kwargs["features_extractor_class"]
+    extractor_kwargs = kwargs.get("features_extractor_kwargs", {}) if features_dim else {}
+    resolved = next(key for key, (cls, _) in FEATURES_EXTRACTORS.items() if cls is extractor_cls)
+    try:
+        extractor_cls(policy_space, **extractor_kwargs)
+    # Third-party extractors check with assert (SB3's NatureCNN), and a layer that does not
+    # fit the image fails in the extractor's probe forward pass with a RuntimeError.
+    except (InputError, AssertionError, RuntimeError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise InputError(
+            f"{where} observations do not fit features extractor {resolved!r}"
+            f"{' (auto)' if name == 'auto' else ''}: {reason}; the agent option "
+            f"features_extractor picks another ({', '.join(FEATURES_EXTRACTORS)})"
+        ) from None
+
+
 def _channels_first(
     obs: Any, space: gymnasium.Space[Any], policy_space: gymnasium.Space[Any]
 ) -> Any:
