@@ -136,6 +136,16 @@ class AgentConfig:
             f"algorithms that fit: {', '.join(fitting) or 'none registered'}"
         )
 
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse, in one line, an observation space this agent cannot encode (every
+        space fits unless a subclass says what its network needs).
+
+        Raises:
+            InputError: In subclasses, for a space the agent's network does not fit.
+        """
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the ``algo`` name first; tuples become lists."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -364,22 +374,30 @@ def default_agent_config(algo: str, family: str, **overrides: Any) -> AgentConfi
     return config_cls.from_dict({**DEFAULT_AGENT_CONFIGS.get((algo, family), {}), **overrides})
 
 
+def env_spaces(
+    env_id: str, env_kwargs: Mapping[str, Any] | None = None
+) -> tuple[gymnasium.Space[Any], gymnasium.Space[Any]]:
+    """The (observation, action) spaces of registered env ``env_id`` built with ``env_kwargs``."""
+    env = gymnasium.make(env_info(env_id).env_id, **dict(env_kwargs or {}))
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
 def env_action_space(
     env_id: str, env_kwargs: Mapping[str, Any] | None = None
 ) -> gymnasium.Space[Any]:
     """The action space of registered env ``env_id`` built with ``env_kwargs``."""
-    env = gymnasium.make(env_info(env_id).env_id, **dict(env_kwargs or {}))
-    try:
-        return env.action_space
-    finally:
-        env.close()
+    return env_spaces(env_id, env_kwargs)[1]
 
 
 def agent_config_for_env(
     algo: str, env_id: str, *, env_kwargs: Mapping[str, Any] | None = None, **overrides: Any
 ) -> AgentConfig:
     """The default config of ``algo`` for registered env ``env_id`` (its family's defaults,
-    then ``overrides``), refusing up front an algorithm that cannot act in the env.
+    then ``overrides``), refusing up front an algorithm that cannot act in the env and an
+    agent whose network cannot encode its observations.
 
     Args:
         algo: A registered algorithm name.
@@ -388,12 +406,16 @@ def agent_config_for_env(
         **overrides: Field values that win over the family defaults.
 
     Raises:
-        InputError: For an unknown algo, env id or override key, or an algorithm whose
-            action space does not fit the env's (one line naming the algorithms that fit).
+        InputError: For an unknown algo, env id or override key, an algorithm whose
+            action space does not fit the env's (one line naming the algorithms that fit),
+            or an observation space the agent's network does not fit.
     """
     config_cls = agent_config_class(algo)
-    config_cls.check_action_space(env_action_space(env_id, env_kwargs), env_id)
-    return default_agent_config(algo, env_info(env_id).family, **overrides)
+    observation_space, action_space = env_spaces(env_id, env_kwargs)
+    config_cls.check_action_space(action_space, env_id)
+    config = default_agent_config(algo, env_info(env_id).family, **overrides)
+    config.check_observation_space(observation_space, env_id)
+    return config
 
 
 class Agent(ABC):

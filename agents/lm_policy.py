@@ -122,6 +122,15 @@ class LMPolicyConfig(AgentConfig):
         """Whether the trunk's weights go into the agent's files (else: a reference)."""
         return self.trunk == "finetune" or not self.pretrained
 
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse an observation space that is not an entity observation (one line)."""
+        try:
+            check_entity_space(observation_space)
+        except InputError as error:
+            raise InputError(f"{env_id or 'the env'} observations do not fit: {error}") from None
+
     def agent_class(self) -> type[LMPolicyAgent]:
         return LMPolicyAgent
 

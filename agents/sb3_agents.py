@@ -20,7 +20,11 @@ from torch import nn
 
 from gengap.agents.base import Agent, AgentConfig, register_agent
 from gengap.agents.history import EpisodeHistory
-from gengap.agents.networks import FEATURES_EXTRACTORS, features_extractor_kwargs
+from gengap.agents.networks import (
+    FEATURES_EXTRACTORS,
+    check_features_extractor_fits,
+    features_extractor_kwargs,
+)
 from gengap.agents.online import SB3Agent
 from gengap.envs.errors import InputError
 from gengap.envs.registry import unknown_name_message
@@ -85,6 +89,13 @@ class SB3Config(AgentConfig):
                 raise InputError(f"net_arch must be positive integers, got {self.net_arch!r}")
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise InputError(unknown_name_message("activation", self.activation, ACTIVATIONS))
+
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse an observation space the features extractor does not fit (one line)."""
+        check_features_extractor_fits(self.features_extractor, observation_space,
+                                      self.features_dim, where=env_id or "the env")
 
     def policy_kwargs(self, observation_space: gymnasium.Space[Any]) -> dict[str, Any]:
         """SB3 ``policy_kwargs`` (extractor, layers, activation) for a policy-side space."""

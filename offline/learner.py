@@ -44,7 +44,7 @@ from gengap.agents.base import (
     read_config,
     resolve_device,
 )
-from gengap.agents.networks import FEATURES_EXTRACTORS
+from gengap.agents.networks import FEATURES_EXTRACTORS, check_features_extractor_fits
 from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import unknown_name_message
 
@@ -156,6 +156,13 @@ class OfflineConfig(AgentConfig):
         if isinstance(action_space, spaces.Box) and len(action_space.shape) != 1:
             return False
         return super().fits_action_space(action_space)
+
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse an observation space the features extractor does not fit (one line)."""
+        check_features_extractor_fits(self.features_extractor, observation_space,
+                                      self.features_dim, where=env_id or "the env")
 
     def check_spaces(self, action_space: gymnasium.Space[Any]) -> None:
         """Raise InputError (one line, naming the offline algorithms that fit) if the
