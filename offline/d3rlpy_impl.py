@@ -224,15 +224,16 @@ class D3rlpyAgent(OfflineLearner):
 
     def read_batch(self, dataset: TransitionSource, update: int) -> dict[str, Any]:
         if not self.sequence:
-            return dataset.transitions(self.sample_indices(update, dataset.num_transitions))
+            return dataset.transitions(self.sample_indices(update, dataset))
         return self.read_windows(dataset, update)
 
     def read_windows(self, dataset: TransitionSource, update: int) -> dict[str, Any]:
-        """``batch_size`` windows of ``context_size`` steps ending at uniform transitions,
-        left-padded (``valid`` False) where the episode started later; numpy only."""
+        """``batch_size`` windows of ``context_size`` steps ending at uniform transitions
+        (:meth:`sample_indices`), left-padded (``valid`` False) where the episode started
+        later; numpy only."""
         assert self._bounds is not None and self._returns_to_go is not None
         context = int(getattr(self.config, "context_size", 20))
-        ends = self.batch_rng(update).integers(0, dataset.num_transitions, size=self.batch_size)
+        ends = self.sample_indices(update, dataset)
         starts = self._bounds[np.searchsorted(self._bounds, ends, side="right") - 1]
         rows = ends[:, None] + (np.arange(context) - (context - 1))[None, :]  # (B, K)
         valid = rows >= starts[:, None]
