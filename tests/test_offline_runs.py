@@ -89,7 +89,9 @@ def test_offline_run_through_the_cli(tmp_path: Path, data: dict[str, Path],
     # --env is taken from the dataset's card.
     code = main(["train", "--dataset", str(data["train"]), "--algo", "cql", "--updates", "2",
                  "--train-levels", "4", "--agent", "batch_size=8", "--out", str(tmp_path)])
-    assert code == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "2/2 updates (100%)" in out and "updates/s" in out  # an offline run counts updates
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["env_id"], config["dataset"], config["num_updates"]) == (
