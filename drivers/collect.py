@@ -25,6 +25,7 @@ from gengap.envs.errors import InputError, InputFileNotFoundError
 from gengap.envs.registry import unknown_name_message
 from gengap.eval.runs import RunFolder, Snapshot
 from gengap.offline.collect import (
+    BUILT_IN_POLICIES,
     POLICY_NAMES,
     SKILL_LEVELS,
     AgentPolicy,
@@ -66,7 +67,7 @@ def resolve_policy(text: str, *, epsilon: float = 0.0, action_mode: str = "sampl
             scored snapshots for ``@mixed``/``@suboptimal``.
     """
     check_policy_options(epsilon, action_mode)
-    if text in POLICY_NAMES[:2]:
+    if text in BUILT_IN_POLICIES:
         return make_policy(text, epsilon=epsilon, action_mode=action_mode)
     plan = _run_plan(text, deterministic=action_mode == "greedy")
     return mix_policy(plan, epsilon=epsilon, action_mode=action_mode)

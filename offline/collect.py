@@ -54,6 +54,7 @@ from gengap.offline.dataset import (
 
 __all__ = [
     "ACTION_MODES",
+    "BUILT_IN_POLICIES",
     "POLICY_NAMES",
     "SKILL_LEVELS",
     "AgentPolicy",
@@ -70,8 +71,10 @@ __all__ = [
 
 SKILL_LEVELS = ("expert", "mixed", "suboptimal")
 ACTION_MODES = ("sampled", "greedy")
-#: What ``--policy`` takes (the last is resolved by :mod:`gengap.drivers.collect`).
-POLICY_NAMES = ("random", "bot", "RUN_DIR[@skill]")
+#: The policies :func:`make_policy` builds; ``--policy`` also takes ``RUN_DIR[@skill]``,
+#: resolved by :mod:`gengap.drivers.collect`.
+BUILT_IN_POLICIES = ("random", "bot")
+POLICY_NAMES = (*BUILT_IN_POLICIES, "RUN_DIR[@skill]")
 
 
 # -- policies ---------------------------------------------------------------------------------
@@ -265,6 +268,10 @@ def make_policy(text: str, *, epsilon: float = 0.0, action_mode: str = "sampled"
         plan = PolicyPlan([RandomPolicy()], skill=None)
     elif text == "bot":
         plan = PolicyPlan([BotPolicy()], skill="expert")
+    elif "@" in text or os.sep in text:
+        raise InputError(
+            f"policy {text!r} looks like a run folder: resolve it with "
+            "gengap.drivers.collect.resolve_policy (make_policy builds random and bot)")
     else:
         raise InputError(unknown_name_message("policy", text, POLICY_NAMES))
     return mix_policy(plan, epsilon=epsilon, action_mode=action_mode)

@@ -87,6 +87,8 @@ def test_collect_refuses_bad_input(tmp_path):
         resolve_policy("rnadom")
     with pytest.raises(InputFileNotFoundError, match="is not a gengap run folder"):
         resolve_policy(f"{tmp_path / 'nowhere'}@mixed")
+    with pytest.raises(InputError, match="looks like a run folder: resolve it with"):
+        make_policy(f"{tmp_path / 'nowhere'}@mixed")
     with pytest.raises(InputError, match="--epsilon must be a number in"):
         make_policy("random", epsilon=1.5)
     with pytest.raises(InputError, match="--transitions must be a positive integer, got 0"):
