@@ -172,7 +172,7 @@ class BCAgent(OfflineLearner):
         return errors.mean() if reduction == "mean" else errors.mean(dim=1).sum()
 
     def read_batch(self, dataset: TransitionSource, update: int) -> Any:
-        return dataset.transitions(self.sample_indices(update, dataset.num_transitions))
+        return dataset.transitions(self.sample_indices(update, dataset))
 
     def learn(self, batch: Any) -> dict[str, float]:
         self.policy.train()

@@ -2,10 +2,12 @@
 
 A learner never holds the dataset: update ``u`` reads only the ``batch_size`` rows it
 draws, through ``TransitionSource.transitions`` (a memory-mapped store then reads a
-batch, never the whole file). The rows of update ``u`` are a function of ``(seed, u)``
-alone, so a background thread reads batch ``u + 1`` while update ``u`` trains, and a
-resumed run draws exactly the rows an uninterrupted one would. The rest of training's
-randomness (torch sampling, dropout) runs on RNG states the agent owns, inside
+batch, never the whole file), drawn by ``Dataset.sample_indices`` where the source is a
+gengap dataset (a pool of resident chunks: compressed frames stay cheap to read). The
+rows of update ``u`` are a function of ``(seed, u)`` alone, so a background thread reads
+batch ``u + 1`` while update ``u`` trains, and a resumed run draws exactly the rows an
+uninterrupted one would. The rest of training's randomness (torch sampling, dropout)
+runs on RNG states the agent owns, inside
 :func:`torch.random.fork_rng`, so the same seed gives the same weights whatever else the
 process does, and a checkpoint holds those states.
 
@@ -47,6 +49,7 @@ from gengap.agents.base import (
 from gengap.agents.networks import FEATURES_EXTRACTORS, check_features_extractor_fits
 from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import unknown_name_message
+from gengap.offline.dataset import Dataset
 
 STATE_FILE = "training_state.json"
 OPTIMIZER_FILE = "optimizers.safetensors"  # + optimizers.json (ckpt.save_tensor_state)
@@ -241,10 +244,19 @@ class OfflineLearner(OfflineAgent):
         the seed and the update alone."""
         return np.random.default_rng([self.config.seed, update])
 
-    def sample_indices(self, update: int, num_transitions: int) -> np.ndarray:
-        """``batch_size`` uniform transition indices for update ``update``, sorted
-        (neighbouring rows share a compressed chunk or a page)."""
-        rows = self.batch_rng(update).integers(0, num_transitions, size=self.batch_size)
+    def sample_indices(self, update: int, dataset: TransitionSource) -> np.ndarray:
+        """``batch_size`` transition indices for update ``update``: a function of the seed
+        and the update alone.
+
+        A gengap :class:`~gengap.offline.dataset.Dataset` draws them
+        (:meth:`~gengap.offline.dataset.Dataset.sample_indices`: uniform over transitions,
+        from a pool of chunks kept decompressed, so a batch costs a few chunk
+        decompressions instead of one per row); any other source gets uniform indices,
+        sorted (neighbouring rows share a page).
+        """
+        if isinstance(dataset, Dataset):
+            return dataset.sample_indices(self.batch_size, seed=self.config.seed, update=update)
+        rows = self.batch_rng(update).integers(0, dataset.num_transitions, size=self.batch_size)
         return np.sort(rows)
 
     # -- what subclasses provide -----------------------------------------------------------

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gengap.drivers.collect import resolve_policy
 from gengap.envs import Split
 from gengap.envs.babyai import mixed_split
-from gengap.envs.errors import InputError, InputFileExistsError
+from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.offline.collect import bot_demonstrations, collect, make_policy
 from gengap.offline.dataset import Dataset
 
@@ -82,6 +83,12 @@ def test_shapes_world_episodes_record_their_goal_combination(tmp_path):
 def test_collect_refuses_bad_input(tmp_path):
     with pytest.raises(InputError, match="unknown policy 'rnadom'; did you mean 'random'"):
         make_policy("rnadom")
+    with pytest.raises(InputError, match="unknown policy 'rnadom'; did you mean 'random'"):
+        resolve_policy("rnadom")
+    with pytest.raises(InputFileNotFoundError, match="is not a gengap run folder"):
+        resolve_policy(f"{tmp_path / 'nowhere'}@mixed")
+    with pytest.raises(InputError, match="looks like a run folder: resolve it with"):
+        make_policy(f"{tmp_path / 'nowhere'}@mixed")
     with pytest.raises(InputError, match="--epsilon must be a number in"):
         make_policy("random", epsilon=1.5)
     with pytest.raises(InputError, match="--transitions must be a positive integer, got 0"):
@@ -165,7 +172,7 @@ def run_with_snapshots(tmp_path_factory):
 
 def test_run_folder_policies_pick_snapshots_by_held_out_score(tmp_path, run_with_snapshots):
     run_dir = run_with_snapshots
-    mixed = make_policy(f"{run_dir}@mixed")
+    mixed = resolve_policy(f"{run_dir}@mixed")
     # 75% of the final held-out success 0.8 is 0.6: step 192 (0.7) is closest. The run's env,
     # split and options come with the policy.
     assert [p.description["step"] for p in mixed.policies] == [192]
@@ -181,20 +188,20 @@ def test_run_folder_policies_pick_snapshots_by_held_out_score(tmp_path, run_with
     assert card["policy_score"]["test"]["success"] == 0.7
     assert set(Dataset.open(path).level_seeds().tolist()) <= {0, 1, 2, 3}
 
-    sub = make_policy(f"{run_dir}@suboptimal", action_mode="greedy")
+    sub = resolve_policy(f"{run_dir}@suboptimal", action_mode="greedy")
     path = collect(DOORKEY, sub, tmp_path / "sub", num_transitions=203, num_envs=2)
     card = Dataset.open(path).card
     assert Dataset.open(path).num_transitions == 203
     assert [m["step"] for m in card["policy"]["members"]] == [64, 128, 192, 256]
     assert all(m["action_mode"] == "greedy" for m in card["policy"]["members"])
 
-    expert = make_policy(str(run_dir), epsilon=0.1)
+    expert = resolve_policy(str(run_dir), epsilon=0.1)
     assert expert.skill == "expert" and expert.policies[0].description["epsilon"] == 0.1
     assert expert.score is not None and expert.score["test"]["success"] == 0.8
     with pytest.raises(InputError, match="differs from the env the policy's run trained on"):
         collect(CHASER, expert, tmp_path / "wrong", num_transitions=10)
     with pytest.raises(InputError, match="unknown skill level 'expret'"):
-        make_policy(f"{run_dir}@expret")
+        resolve_policy(f"{run_dir}@expret")
 
 
 def test_cli_collect_info_verify_and_bad_input(tmp_path, capsys, run_with_snapshots):
