@@ -31,3 +31,18 @@ def test_budget_scale_multiplies_training_steps_only():
         assert big.split == small.split
     with pytest.raises(ValueError, match="budget_scale must be a number > 0, got 0"):
         StudyConfig.from_dict({**data, "budget_scale": 0})
+
+
+def test_the_sweep_takes_context_parts_as_evaluations():
+    # gengap study runs through the sweep's spec, which once knew only level and
+    # combination parts, so this study failed before training anything
+    from gengap.drivers.grid import study_spec_from_dict
+    from gengap.envs.contexts import CONTEXT_PARTS
+
+    evaluations = [{"name": part.replace("_", "-"), "part": part} for part in CONTEXT_PARTS]
+    spec = study_spec_from_dict({"name": "contexts", "env_id": load_study(STUDY).env_id,
+                                 "evaluations": evaluations})
+    assert [e.part for e in spec.evaluations] == list(CONTEXT_PARTS)
+    with pytest.raises(ValueError, match="evaluations\\[0\\].part 'targte'; did you mean 'target'"):
+        study_spec_from_dict({"name": "contexts", "env_id": load_study(STUDY).env_id,
+                              "evaluations": [{"name": "t", "part": "targte"}]})
