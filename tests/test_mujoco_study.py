@@ -46,3 +46,20 @@ def test_the_sweep_takes_context_parts_as_evaluations():
     with pytest.raises(ValueError, match="evaluations\\[0\\].part 'targte'; did you mean 'target'"):
         study_spec_from_dict({"name": "contexts", "env_id": load_study(STUDY).env_id,
                               "evaluations": [{"name": "t", "part": "targte"}]})
+
+
+def test_the_offline_arm_learns_from_nominal_data_and_is_scored_on_the_same_parts():
+    # config only: the dataset is made by the commands in the file's header
+    from gengap.envs.configio import read_toml
+
+    offline = StudyConfig.from_dict(read_toml(STUDY.parent / "sim_to_real_offline.toml"))
+    online = load_study(STUDY)
+    nominal_arm = next(arm for arm in online.arms if arm.name == "nominal")
+    assert {arm.algo for arm in offline.arms} == {"td3bc", "iql"}
+    assert all(arm.dataset == "runs/data/sim-to-real-nominal-expert" for arm in offline.arms)
+    assert offline.split == nominal_arm.split  # trained on the nominal split's training part
+    assert [(e.name, e.part) for e in offline.evaluations] == [
+        (e.name, e.part) for e in online.evaluations]
+    assert offline.env_kwargs == online.env_kwargs and offline.seeds == online.seeds
+    assert offline.experiments()[0].resolved_split().contexts.points("train") == [
+        {"mass_scale": 1.0, "gear_scale": 1.0, "action_delay": 0.0}]
