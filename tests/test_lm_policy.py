@@ -293,3 +293,27 @@ def test_action_history_is_read(entity_tokens: str, demos: DemoTransitions,
     assert isinstance(twin, LMPolicyAgent)
     twin.fit(demos, 3)
     assert torch.equal(logits_after([2, 3], twin), walked)
+
+
+def test_evaluation_hands_the_lm_policy_its_action_history(demos: DemoTransitions) -> None:
+    """The real evaluation loop: an lm policy with action_history gets each env's episode
+    history, and the same seed gives the same episodes."""
+    from gengap.eval.evaluate import evaluate
+
+    lengths: list[int] = []
+
+    class RecordingLMPolicy(LMPolicyAgent):
+        def act(self, obs: Any, deterministic: bool = True,
+                histories: Any = None) -> np.ndarray:
+            lengths.extend(-1 if histories is None else len(h.actions) for h in histories)
+            return super().act(obs, deterministic, histories)
+
+    config = LMPolicyConfig(seed=2, action_history=2, **TINY)
+    agent = RecordingLMPolicy(config, demos.observation_space, demos.action_space)
+    agent.fit(demos, 2)
+    kwargs = {"num_episodes": 2, "num_envs": 2, "env_kwargs": {"max_steps": 6}}
+    first = evaluate(agent, ENV_ID, part="combinatorial", **kwargs)  # type: ignore[arg-type]
+    assert -1 not in lengths and max(lengths) == 2 and lengths[0] == 0
+    again = evaluate(agent, ENV_ID, part="combinatorial", **kwargs)  # type: ignore[arg-type]
+    assert [(r.length, r.episode_return) for r in first] == [
+        (r.length, r.episode_return) for r in again]
