@@ -17,6 +17,7 @@ draws from its randomization box).
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,20 +36,30 @@ PARTS = ("train", "interpolation", "combinatorial_interpolation",
          "single_factor_extrapolation", "all_factor_extrapolation", "target")
 
 
-def evaluate_study(study_dir: Path, episodes: int) -> dict[str, dict[str, ContextEvaluation]]:
+def evaluate_study(study_dir: Path, episodes: int, out: Path
+                   ) -> dict[str, dict[str, ContextEvaluation]]:
     """Every finished run of a study folder on its split's context parts, seeds pooled
-    per arm (the arm is the run's label after the study name)."""
+    per arm (the arm is the run's label after the study name). Each run's evaluation is
+    kept in ``<out>/runs/<run>.json`` and reused, so runs can be scored as they finish."""
     arms: dict[str, dict[str, ContextEvaluation]] = {}
     for run_dir in sorted((study_dir / "runs").iterdir()):
         folder = RunFolder(run_dir)
-        if not folder.has_agent():
+        if not folder.has_agent() or folder.status() != "done":
             continue
         config, split = folder.read_config(), folder.read_split()
         arm = (config.label or config.name).rsplit("/", 1)[-1]
-        agent = load_agent(folder.agent_dir, device="cpu")
-        evaluations = evaluate_split_contexts(
-            agent, config.env_id, split, PARTS, episodes_per_context=episodes,
-            num_envs=episodes, env_kwargs=config.env_kwargs)
+        kept = out / "runs" / f"{run_dir.name}.json"
+        data = json.loads(kept.read_text(encoding="utf-8")) if kept.is_file() else {}
+        if data.get("episodes_per_context") == episodes:
+            evaluations = {part: ContextEvaluation.from_dict(value)
+                           for part, value in data["parts"].items()}
+        else:
+            agent = load_agent(folder.agent_dir, device="cpu")
+            evaluations = evaluate_split_contexts(
+                agent, config.env_id, split, PARTS, episodes_per_context=episodes,
+                num_envs=episodes, env_kwargs=config.env_kwargs)
+            atomic_write_text(kept, json.dumps({"episodes_per_context": episodes, "parts": {
+                part: evaluation.to_dict() for part, evaluation in evaluations.items()}}))
         pooled = arms.setdefault(arm, {})
         for part, evaluation in evaluations.items():
             pooled[part] = evaluation if part not in pooled else pooled[part].pooled(evaluation)
@@ -91,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     arms: dict[str, dict[str, ContextEvaluation]] = {}
     for study_dir in args.studies:
-        arms.update(evaluate_study(study_dir, args.episodes))
+        arms.update(evaluate_study(study_dir, args.episodes, args.out))
     for name, evaluations in arms.items():
         write_context_report(evaluations, args.out / name, title=f"Arm {name}")
     text = tables(arms)
