@@ -16,7 +16,7 @@ import torch
 from gymnasium import spaces
 from safetensors.torch import load_file
 
-from gengap.agents import LMPolicyAgent, LMPolicyConfig, load_agent
+from gengap.agents import LMPolicyAgent, LMPolicyConfig, agent_config_for_env, load_agent
 from gengap.agents.history import EpisodeHistory
 from gengap.agents.lm_network import load_trunk, resolve_model_path, shipped_model_path
 from gengap.envs import make
@@ -178,6 +178,11 @@ def test_bad_input_is_one_line(env: gymnasium.Env[Any, Any], tmp_path: Path) -> 
     pixels = spaces.Box(0, 255, (7, 7, 3), np.uint8)
     with pytest.raises(InputError, match=r"^the lm policy needs MiniGrid/BabyAI entity obs"):
         LMPolicyConfig().create(pixels, action_space)
+    # ... and refused when the config is built for an env, before any run folder exists
+    with pytest.raises(InputError, match=r"^gengap/babyai-gotolocal-v0 observations do not fit: "
+                                         r"the lm policy needs MiniGrid/BabyAI entity obs"):
+        agent_config_for_env("lm", "gengap/babyai-gotolocal-v0")
+    assert isinstance(agent_config_for_env("lm", ENV_ID), LMPolicyConfig)
     with pytest.raises(InputError, match=r"^LM needs a discrete \(Discrete\) action space"):
         LMPolicyConfig().create(obs_space, spaces.Box(-1, 1, (2,)))
     with pytest.raises(InputError, match=r"unknown trunk 'frozn'.*'frozen'"):

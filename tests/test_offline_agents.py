@@ -26,6 +26,7 @@ import gengap.offline  # noqa: F401  (registers the offline algorithms)
 from gengap.agents import (
     OfflineAgent,
     agent_config_class,
+    agent_config_for_env,
     agent_config_from_dict,
     load_agent,
     registered_algos,
@@ -252,6 +253,18 @@ def test_algorithm_that_does_not_fit_the_action_space(
     with pytest.raises(InputError, match=rf"^{algo.upper()} needs a .* action space; the env "
                                          r"has .*; algorithms that fit: (\w+, )*bc\b"):
         tiny(algo).create(data.observation_space, data.action_space)
+
+
+def test_observation_space_the_encoder_does_not_fit_is_refused_when_built() -> None:
+    # DoorKey-5x5's full grid is 5x5: too small for the MiniGrid CNN that "auto" picks.
+    with pytest.raises(InputError, match=r"^gengap/minigrid-doorkey-5x5-v0 observations do not "
+                                         r"fit features extractor 'minigrid_cnn' \(auto\): "
+                                         r"MiniGridCNN needs H and W >= 6"):
+        agent_config_for_env("bc", "gengap/minigrid-doorkey-5x5-v0",
+                             env_kwargs={"obs_mode": "full"})
+    fitting = agent_config_for_env("bc", "gengap/minigrid-doorkey-5x5-v0",
+                                   env_kwargs={"obs_mode": "full"}, features_extractor="mlp")
+    assert fitting.features_extractor == "mlp"
 
 
 @pytest.mark.parametrize("algo", offline_algos())
