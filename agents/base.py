@@ -184,7 +184,16 @@ class AgentConfig:
         Raises:
             ValueError: If the algorithm does not support these spaces.
         """
-        return self.agent_class()(self, observation_space, action_space)  # type: ignore[call-arg]
+        config = self.resolved_for(observation_space)
+        return self.agent_class()(config, observation_space, action_space)  # type: ignore[call-arg]
+
+    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
+        """This config with every choice it leaves to the observation space written down.
+
+        An agent saves the resolved config, so it rebuilds the same network after a default
+        changes (e.g. what ``features_extractor="auto"`` picks for a space).
+        """
+        return self
 
 
 _ACTION_SPACE_WORDS: dict[type[gymnasium.Space[Any]], str] = {

@@ -416,6 +416,15 @@ def auto_features_extractor(observation_space: gymnasium.Space[Any]) -> str:
     return "mlp"
 
 
+def resolve_auto_extractor(name: str, observation_space: gymnasium.Space[Any]) -> str:
+    """``name``, or for ``"auto"`` the extractor it picks for the env's ``observation_space``
+    (judged on the policy-side space, as :func:`features_extractor_kwargs` and
+    :class:`ObservationEncoder` do)."""
+    if name != "auto":
+        return name
+    return auto_features_extractor(policy_observation_space(observation_space))
+
+
 def features_extractor_kwargs(
     name: str, observation_space: gymnasium.Space[Any], features_dim: int
 ) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import gymnasium
 import numpy as np
@@ -24,6 +24,7 @@ from gengap.agents.networks import (
     FEATURES_EXTRACTORS,
     check_features_extractor_fits,
     features_extractor_kwargs,
+    resolve_auto_extractor,
 )
 from gengap.agents.online import SB3Agent
 from gengap.envs.errors import InputError
@@ -96,6 +97,11 @@ class SB3Config(AgentConfig):
         """Refuse an observation space the features extractor does not fit (one line)."""
         check_features_extractor_fits(self.features_extractor, observation_space,
                                       self.features_dim, where=env_id or "the env")
+
+    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
+        """The config with ``features_extractor="auto"`` replaced by its pick for the space."""
+        name = resolve_auto_extractor(self.features_extractor, observation_space)
+        return self if name == self.features_extractor else self.replace(features_extractor=name)
 
     def policy_kwargs(self, observation_space: gymnasium.Space[Any]) -> dict[str, Any]:
         """SB3 ``policy_kwargs`` (extractor, layers, activation) for a policy-side space."""

@@ -46,7 +46,11 @@ from gengap.agents.base import (
     read_config,
     resolve_device,
 )
-from gengap.agents.networks import FEATURES_EXTRACTORS, check_features_extractor_fits
+from gengap.agents.networks import (
+    FEATURES_EXTRACTORS,
+    check_features_extractor_fits,
+    resolve_auto_extractor,
+)
 from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import unknown_name_message
 from gengap.offline.dataset import Dataset
@@ -166,6 +170,11 @@ class OfflineConfig(AgentConfig):
         """Refuse an observation space the features extractor does not fit (one line)."""
         check_features_extractor_fits(self.features_extractor, observation_space,
                                       self.features_dim, where=env_id or "the env")
+
+    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
+        """The config with ``features_extractor="auto"`` replaced by its pick for the space."""
+        name = resolve_auto_extractor(self.features_extractor, observation_space)
+        return self if name == self.features_extractor else self.replace(features_extractor=name)
 
     def check_spaces(self, action_space: gymnasium.Space[Any]) -> None:
         """Raise InputError (one line, naming the offline algorithms that fit) if the

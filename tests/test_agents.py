@@ -452,3 +452,27 @@ def test_agent_saved_for_cuda_loads_on_this_machine(tmp_path: Path) -> None:
     assert loaded.device == resolve_device("auto")
     obs = np.zeros((4, 3), np.float32)
     np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "bc"])
+def test_a_saved_agent_records_what_auto_picked_and_loads_after_the_default_changes(
+    algo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gengap.offline  # noqa: F401  (registers the offline learners, bc among them)
+
+    env = genv.make("gengap/minigrid-doorkey-5x5-v0")
+    config = default_agent_config(algo, "minigrid")
+    assert config.features_extractor == "auto"  # type: ignore[attr-defined]
+    agent = config.create(env.observation_space, env.action_space)
+    assert agent.config.features_extractor == "minigrid_cnn"  # type: ignore[attr-defined]
+    agent.save(tmp_path / "agent")
+    obs = np.stack([env.reset(seed=s)[0] for s in range(4)])
+    before = agent.act(obs)
+    # A later gengap picks another network for "auto": the saved agent must still rebuild
+    # the one it was trained with.
+    import gengap.agents.networks as networks
+
+    monkeypatch.setattr(networks, "auto_features_extractor", lambda space: "mlp")
+    loaded = load_agent(tmp_path / "agent")
+    assert loaded.config.features_extractor == "minigrid_cnn"  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(loaded.act(obs), before)
