@@ -15,6 +15,9 @@ Policies (:func:`make_policy` parses what ``gengap collect --policy`` takes):
   one (gen_dgrl's "mixed" data);
 - ``RUN_DIR@suboptimal``: every snapshot of the run, an equal share of the data each
   (gen_dgrl's "suboptimal" data: logs across training);
+- ``RUN_DIR@best``: the run's snapshot with the highest score on its *training* levels (the
+  latest of equals), for runs whose final agent is not their best; held-out scores never
+  choose the data;
 
 each optionally mixed with uniform actions (``epsilon``). Snapshots are read from
 ``RUN_DIR/snapshots/step-<N>/`` (an agent directory plus ``snapshot.json`` with
@@ -63,7 +66,7 @@ __all__ = [
     "training_split",
 ]
 
-SKILL_LEVELS = ("expert", "mixed", "suboptimal")
+SKILL_LEVELS = ("expert", "mixed", "suboptimal", "best")
 #: gen_dgrl's "mixed" data comes from the checkpoint at about this fraction of the final score.
 MIXED_FRACTION = 0.75
 ACTION_MODES = ("sampled", "greedy")
@@ -219,11 +222,11 @@ class PolicyPlan:
     env_options: dict[str, Any] = field(default_factory=dict)
 
 
-def _snapshot_metric(scores: dict[str, Any]) -> tuple[str, float] | None:
-    test = scores.get("test") or {}
+def _snapshot_metric(scores: dict[str, Any], part: str = "test") -> tuple[str, float] | None:
+    values = scores.get(part) or {}
     for metric in _SCORE_METRICS:
-        if test.get(metric) is not None:
-            return metric, float(test[metric])
+        if values.get(metric) is not None:
+            return metric, float(values[metric])
     return None
 
 
@@ -246,11 +249,13 @@ def read_snapshots(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def make_policy(text: str, *, epsilon: float = 0.0, action_mode: str = "sampled") -> PolicyPlan:
-    """Resolve ``--policy``: ``random``, ``bot``, or ``RUN_DIR[@expert|@mixed|@suboptimal]``.
+    """Resolve ``--policy``: ``random``, ``bot``, or
+    ``RUN_DIR[@expert|@mixed|@suboptimal|@best]``.
 
     Raises:
         InputError: For an unknown policy, a missing run folder or agent, a run without
-            snapshots for ``@mixed``/``@suboptimal``, or a bad ``epsilon``/``action_mode``.
+            scored snapshots for ``@mixed``/``@suboptimal``/``@best``, or a bad
+            ``epsilon``/``action_mode``.
     """
     if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not 0 <= epsilon <= 1:
         raise InputError(f"--epsilon must be a number in [0, 1], got {epsilon!r}")
@@ -305,6 +310,32 @@ def _base_plan(text: str, *, deterministic: bool) -> PolicyPlan:
         final = snapshots[-1] if snapshots else None
         plan.score = final["scores"] if final else None
         plan.policies = [AgentPolicy(agent_dir, deterministic, {**base, "name": "final agent"})]
+        return plan
+    if skill == "best":
+        ranked = [
+            (found, snapshot)
+            for snapshot in snapshots
+            if (found := _snapshot_metric(snapshot["scores"], "train")) is not None
+        ]
+        if not ranked:
+            raise InputFileNotFoundError(
+                f"--policy {text!r}: no snapshot in {run_dir}/snapshots has a training-level "
+                "score to pick the best by"
+            )
+        (metric, value), best = max(ranked, key=lambda pair: (pair[0][1], pair[1]["step"]))
+        plan.score = best["scores"]
+        plan.policies = [
+            AgentPolicy(
+                best["path"],
+                deterministic,
+                {
+                    **base,
+                    "name": f"snapshot step {best['step']}",
+                    "step": best["step"],
+                    "chosen_by": {"part": "train", "metric": metric, "value": value},
+                },
+            )
+        ]
         return plan
     scored = [s for s in snapshots if _snapshot_metric(s["scores"]) is not None]
     if not scored:
