@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
@@ -20,6 +20,7 @@ import gymnasium
 import numpy as np
 import torch
 
+from gengap.agents.history import EpisodeHistory
 from gengap.envs.configio import config_from_dict
 from gengap.envs.errors import InputError, InputFileNotFoundError, InputTypeError
 from gengap.envs.registry import env_info, registered_ids, unknown_name_message
@@ -135,6 +136,16 @@ class AgentConfig:
             f"algorithms that fit: {', '.join(fitting) or 'none registered'}"
         )
 
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse, in one line, an observation space this agent cannot encode (every
+        space fits unless a subclass says what its network needs).
+
+        Raises:
+            InputError: In subclasses, for a space the agent's network does not fit.
+        """
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the ``algo`` name first; tuples become lists."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -173,7 +184,16 @@ class AgentConfig:
         Raises:
             ValueError: If the algorithm does not support these spaces.
         """
-        return self.agent_class()(self, observation_space, action_space)  # type: ignore[call-arg]
+        config = self.resolved_for(observation_space)
+        return self.agent_class()(config, observation_space, action_space)  # type: ignore[call-arg]
+
+    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
+        """This config with every choice it leaves to the observation space written down.
+
+        An agent saves the resolved config, so it rebuilds the same network after a default
+        changes (e.g. what ``features_extractor="auto"`` picks for a space).
+        """
+        return self
 
 
 _ACTION_SPACE_WORDS: dict[type[gymnasium.Space[Any]], str] = {
@@ -363,22 +383,30 @@ def default_agent_config(algo: str, family: str, **overrides: Any) -> AgentConfi
     return config_cls.from_dict({**DEFAULT_AGENT_CONFIGS.get((algo, family), {}), **overrides})
 
 
+def env_spaces(
+    env_id: str, env_kwargs: Mapping[str, Any] | None = None
+) -> tuple[gymnasium.Space[Any], gymnasium.Space[Any]]:
+    """The (observation, action) spaces of registered env ``env_id`` built with ``env_kwargs``."""
+    env = gymnasium.make(env_info(env_id).env_id, **dict(env_kwargs or {}))
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
 def env_action_space(
     env_id: str, env_kwargs: Mapping[str, Any] | None = None
 ) -> gymnasium.Space[Any]:
     """The action space of registered env ``env_id`` built with ``env_kwargs``."""
-    env = gymnasium.make(env_info(env_id).env_id, **dict(env_kwargs or {}))
-    try:
-        return env.action_space
-    finally:
-        env.close()
+    return env_spaces(env_id, env_kwargs)[1]
 
 
 def agent_config_for_env(
     algo: str, env_id: str, *, env_kwargs: Mapping[str, Any] | None = None, **overrides: Any
 ) -> AgentConfig:
     """The default config of ``algo`` for registered env ``env_id`` (its family's defaults,
-    then ``overrides``), refusing up front an algorithm that cannot act in the env.
+    then ``overrides``), refusing up front an algorithm that cannot act in the env and an
+    agent whose network cannot encode its observations.
 
     Args:
         algo: A registered algorithm name.
@@ -387,12 +415,16 @@ def agent_config_for_env(
         **overrides: Field values that win over the family defaults.
 
     Raises:
-        InputError: For an unknown algo, env id or override key, or an algorithm whose
-            action space does not fit the env's (one line naming the algorithms that fit).
+        InputError: For an unknown algo, env id or override key, an algorithm whose
+            action space does not fit the env's (one line naming the algorithms that fit),
+            or an observation space the agent's network does not fit.
     """
     config_cls = agent_config_class(algo)
-    config_cls.check_action_space(env_action_space(env_id, env_kwargs), env_id)
-    return default_agent_config(algo, env_info(env_id).family, **overrides)
+    observation_space, action_space = env_spaces(env_id, env_kwargs)
+    config_cls.check_action_space(action_space, env_id)
+    config = default_agent_config(algo, env_info(env_id).family, **overrides)
+    config.check_observation_space(observation_space, env_id)
+    return config
 
 
 class Agent(ABC):
@@ -411,9 +443,27 @@ class Agent(ABC):
     observation_space: gymnasium.Space[Any]
     action_space: gymnasium.Space[Any]
 
+    #: How many past steps of each episode :meth:`act` reads (0: only the current
+    #: observation). Loops that step envs keep that many in an
+    #: :class:`~gengap.agents.history.EpisodeHistory` per env and pass them in.
+    context_length: int = 0
+
     @abstractmethod
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Actions for a batch of observations (leading axis = batch), one per observation."""
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
+        """Actions for a batch of observations (leading axis = batch), one per observation.
+
+        Args:
+            obs: The batch (a dict of batches for Dict spaces).
+            deterministic: Most likely action if True, else one sampled from the policy.
+            histories: For agents with ``context_length > 0``: each observation's episode so
+                far, aligned with the batch. None acts as at the first step of an episode;
+                agents without context ignore it.
+        """
 
     @abstractmethod
     def save(self, path: str | Path) -> None:

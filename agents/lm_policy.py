@@ -6,7 +6,13 @@ entity becomes one embedding (its words, or learned features projected to the LM
 the sequence enters the transformer through ``inputs_embeds`` and a head reads the pooled
 output (:mod:`gengap.agents.lm_network`). The ablations of the paper are config fields:
 ``pretrained`` (same architecture randomly initialised), ``trunk`` (frozen or fine-tuned),
-``entity_tokens`` (language or learned).
+``entity_tokens`` (language or learned), ``action_history`` (the episode's last k actions
+as extra tokens: their words, or learned embeddings, matching ``entity_tokens``).
+
+Speed: with a frozen trunk and language tokens the trunk's output is a fixed function of
+the transition, so :meth:`LMPolicyAgent.fit` computes it once per block of
+:data:`FEATURE_BLOCK` consecutive transitions (always the same block, so a resumed fit
+matches an uninterrupted one) and afterwards trains only the head on the cached features.
 
 Files: ``config.json``, ``agent.json`` (spaces, updates, the trunk reference) and
 ``model.safetensors``. A frozen pretrained trunk is not copied: ``agent.json`` names the
@@ -17,6 +23,7 @@ randomly initialised trunk is saved with the rest of the weights.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self, cast
 
@@ -47,6 +54,7 @@ from gengap.agents.checkpoint import (
     space_to_dict,
     write_json,
 )
+from gengap.agents.history import EpisodeHistory
 from gengap.agents.lm_network import (
     LMPolicyNetwork,
     file_sha256,
@@ -62,6 +70,9 @@ TRUNK_MODES = ("frozen", "finetune")
 ENTITY_TOKENS = ("language", "learned")
 _OPTIMIZER_FILE = "optimizer.safetensors"
 _ENTITY_KEYS = ("entities", "mask", "mission")
+#: Transitions whose frozen-trunk features are computed together (see the module docstring).
+FEATURE_BLOCK = 64
+_READ_CHUNK = 4096
 
 
 @register_agent
@@ -83,6 +94,9 @@ class LMPolicyConfig(AgentConfig):
         batch_size: Transitions per update, sampled uniformly by index from the dataset.
         head_hidden: Hidden width of the action head.
         max_grad_norm: Gradient norm clip (``None``: none).
+        action_history: How many of the episode's previous actions enter the sequence as
+            tokens after the entities (0: none). Trained from the dataset's episodes
+            (``episode_bounds``); acting reads them from the loop's episode histories.
     """
 
     algo: ClassVar[str] = "lm"
@@ -96,6 +110,7 @@ class LMPolicyConfig(AgentConfig):
     batch_size: int = 64
     head_hidden: int = 128
     max_grad_norm: float | None = 1.0
+    action_history: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -110,6 +125,10 @@ class LMPolicyConfig(AgentConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if (isinstance(self.action_history, bool) or not isinstance(self.action_history, int)
+                or self.action_history < 0):
+            raise InputError(
+                f"action_history must be a non-negative integer, got {self.action_history!r}")
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be positive, got {self.learning_rate!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
@@ -119,6 +138,21 @@ class LMPolicyConfig(AgentConfig):
     def saves_trunk(self) -> bool:
         """Whether the trunk's weights go into the agent's files (else: a reference)."""
         return self.trunk == "finetune" or not self.pretrained
+
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse an observation space that is not an entity observation (one line)."""
+        try:
+            check_entity_space(observation_space)
+        except InputError as error:
+            raise InputError(f"{env_id or 'the env'} observations do not fit: {error}") from None
+
+    @property
+    def caches_features(self) -> bool:
+        """Whether the trunk's output is a fixed function of the input (nothing before the
+        head learns), so BC can compute it once per transition."""
+        return self.trunk == "frozen" and self.entity_tokens == "language"
 
     def agent_class(self) -> type[LMPolicyAgent]:
         return LMPolicyAgent
@@ -145,6 +179,33 @@ def check_entity_space(observation_space: gymnasium.Space[Any]) -> int:
     return int(np.abs(entities.high).max())
 
 
+@dataclasses.dataclass
+class _FitData:
+    """What one dataset gives a fit beyond its minibatches: every action, each
+    transition's episode start, and the cached frozen-trunk features per block."""
+
+    dataset: TransitionSource
+    actions: np.ndarray
+    episode_starts: np.ndarray
+    features: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def read(cls, dataset: TransitionSource) -> _FitData:
+        actions = np.empty(dataset.num_transitions, np.int64)
+        for start in range(0, dataset.num_transitions, _READ_CHUNK):
+            rows = np.arange(start, min(start + _READ_CHUNK, dataset.num_transitions))
+            actions[rows] = np.asarray(dataset.transitions(rows)["action"]).reshape(-1)
+        bounds = np.asarray(dataset.episode_bounds(), np.int64)
+        indices = np.arange(dataset.num_transitions)
+        starts = bounds[np.searchsorted(bounds, indices, side="right") - 1]
+        return cls(dataset, actions, starts)
+
+    def past_actions(self, indices: np.ndarray, count: int) -> list[list[int]]:
+        """The (up to) ``count`` actions before each transition in its episode."""
+        return [self.actions[max(int(self.episode_starts[i]), int(i) - count): int(i)].tolist()
+                for i in indices]
+
+
 class LMPolicyAgent(OfflineAgent):
     """The LM-initialized policy (see the module docstring)."""
 
@@ -166,7 +227,8 @@ class LMPolicyAgent(OfflineAgent):
             trunk, tokenizer = load_trunk(self.model_path, config.pretrained)
             num_actions = int(cast(spaces.Discrete, action_space).n)  # checked above
             self.network = LMPolicyNetwork(trunk, tokenizer, num_actions,
-                                           config.entity_tokens, max_offset, config.head_hidden)
+                                           config.entity_tokens, max_offset, config.head_hidden,
+                                           config.action_history)
         self.network.to(self.device)
         self.network.trunk.requires_grad_(config.trunk == "finetune")
         self.optimizer = torch.optim.Adam(
@@ -174,19 +236,40 @@ class LMPolicyAgent(OfflineAgent):
         self.num_updates = 0
         self._sampler = np.random.default_rng(config.seed)
         self._action_rng = np.random.default_rng([config.seed, 1])
+        self._fit_data: _FitData | None = None
+
+    @property
+    def context_length(self) -> int:  # type: ignore[override]
+        """The past actions :meth:`act` reads (``config.action_history``)."""
+        return self.config.action_history
 
     # -- acting ------------------------------------------------------------------------------
-    def _logits(self, obs: dict[str, Any]) -> torch.Tensor:
+    def _logits(self, obs: dict[str, Any],
+                past_actions: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
         if not isinstance(obs, dict) or any(key not in obs for key in _ENTITY_KEYS):
             raise InputError("the lm policy acts on batched entity observations (a dict with "
                              f"{', '.join(_ENTITY_KEYS)}), got {type(obs).__name__}")
-        return self.network(self.network.encode_batch(obs, torch.device(self.device)))
+        return self.network(self.network.encode_batch(obs, torch.device(self.device),
+                                                      past_actions))
 
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Greedy (or sampled) actions for a batch of entity observations."""
-        self.network.eval()
-        with torch.no_grad():
-            logits = self._logits(obs)
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
+        """Greedy (or sampled) actions for a batch of entity observations; with
+        ``action_history`` > 0 each reads its history's last actions (None: none yet)."""
+        past = None
+        if self.config.action_history > 0 and histories is not None:
+            if len(histories) != len(np.asarray(obs["mission"])):
+                raise InputError(f"act got {len(histories)} histories for "
+                                 f"{len(np.asarray(obs['mission']))} observations")
+            past = [[int(a) for a in history.actions] for history in histories]
+        if self.network.training:
+            self.network.eval()
+        with torch.inference_mode():
+            logits = self._logits(obs, past)
         if deterministic:
             return logits.argmax(-1).cpu().numpy().astype(np.int64)
         probs = torch.softmax(logits.double(), -1).cpu().numpy()
@@ -213,14 +296,15 @@ class LMPolicyAgent(OfflineAgent):
             raise InputError(f"dataset action space {dataset.action_space} differs from the "
                              f"agent's {self.action_space}")
         check_entity_space(dataset.observation_space)
+        reads_more = self.config.action_history > 0 or self.config.caches_features
+        if reads_more and (self._fit_data is None or self._fit_data.dataset is not dataset):
+            self._fit_data = _FitData.read(dataset)
         self.network.train()
         self.network.trunk.eval()  # dropout is off anyway; keeps norm layers in eval mode
         while self.num_updates < num_updates:
-            indices = self._sampler.integers(0, dataset.num_transitions, self.config.batch_size)
-            batch = dataset.transitions(np.sort(indices))
-            actions = torch.as_tensor(np.asarray(batch["action"]).reshape(-1),
-                                      dtype=torch.int64, device=self.device)
-            loss = F.cross_entropy(self._logits(batch["obs"]), actions)
+            indices = np.sort(self._sampler.integers(0, dataset.num_transitions,
+                                                     self.config.batch_size))
+            loss = F.cross_entropy(*self._batch_logits(dataset, indices))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.max_grad_norm is not None:
@@ -231,6 +315,38 @@ class LMPolicyAgent(OfflineAgent):
             if hook is not None and not hook(self.num_updates):
                 break
         self.network.eval()
+
+    def _batch_logits(self, dataset: TransitionSource,
+                      indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and target actions of the transitions ``indices`` (sorted)."""
+        data = self._fit_data
+        if data is not None and self.config.caches_features:
+            actions = data.actions[indices]
+            logits = self.network.head(self._cached_features(data, indices))
+        else:
+            batch = dataset.transitions(indices)
+            actions = np.asarray(batch["action"]).reshape(-1)
+            past = (data.past_actions(indices, self.config.action_history)
+                    if data is not None and self.config.action_history > 0 else None)
+            logits = self._logits(batch["obs"], past)
+        return logits, torch.as_tensor(actions, dtype=torch.int64, device=self.device)
+
+    def _cached_features(self, data: _FitData, indices: np.ndarray) -> torch.Tensor:
+        """Frozen-trunk features of ``indices``, computed a block at a time (no autograd)."""
+        blocks = indices // FEATURE_BLOCK
+        for block in np.unique(blocks):
+            if int(block) in data.features:
+                continue
+            rows = np.arange(block * FEATURE_BLOCK,
+                             min((block + 1) * FEATURE_BLOCK, data.dataset.num_transitions))
+            obs = data.dataset.transitions(rows)["obs"]
+            past = (data.past_actions(rows, self.config.action_history)
+                    if self.config.action_history > 0 else None)
+            with torch.no_grad():
+                data.features[int(block)] = self.network.features(
+                    self.network.encode_batch(obs, torch.device(self.device), past))
+        return torch.stack([data.features[int(b)][int(i) - int(b) * FEATURE_BLOCK]
+                            for b, i in zip(blocks, indices, strict=True)])
 
     # -- files -------------------------------------------------------------------------------
     def _saved_state(self) -> dict[str, torch.Tensor]:

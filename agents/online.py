@@ -10,7 +10,7 @@ learning-rate schedule. Checkpoints never use SB3's cloudpickled zip files.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self
 
@@ -36,6 +36,7 @@ from gengap.agents.base import (
     read_config,
     resolve_device,
 )
+from gengap.agents.history import EpisodeHistory
 from gengap.envs.errors import InputError
 from gengap.envs.sb3 import to_sb3
 
@@ -244,7 +245,12 @@ class SB3Agent(OnlineAgent):
             return sizes.pop()
         return check(self.observation_space, obs, "obs")
 
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
         """Actions for a batch of observations.
 
         Args:

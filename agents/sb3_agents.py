@@ -7,8 +7,8 @@ Config defaults are SB3's, except where noted; per env family defaults live in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Self
 
 import gymnasium
 import numpy as np
@@ -19,7 +19,13 @@ from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 from gengap.agents.base import Agent, AgentConfig, register_agent
-from gengap.agents.networks import FEATURES_EXTRACTORS, features_extractor_kwargs
+from gengap.agents.history import EpisodeHistory
+from gengap.agents.networks import (
+    FEATURES_EXTRACTORS,
+    check_features_extractor_fits,
+    features_extractor_kwargs,
+    resolve_auto_extractor,
+)
 from gengap.agents.online import SB3Agent
 from gengap.envs.errors import InputError
 from gengap.envs.registry import unknown_name_message
@@ -84,6 +90,18 @@ class SB3Config(AgentConfig):
                 raise InputError(f"net_arch must be positive integers, got {self.net_arch!r}")
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise InputError(unknown_name_message("activation", self.activation, ACTIVATIONS))
+
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse an observation space the features extractor does not fit (one line)."""
+        check_features_extractor_fits(self.features_extractor, observation_space,
+                                      self.features_dim, where=env_id or "the env")
+
+    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
+        """The config with ``features_extractor="auto"`` replaced by its pick for the space."""
+        name = resolve_auto_extractor(self.features_extractor, observation_space)
+        return self if name == self.features_extractor else self.replace(features_extractor=name)
 
     def policy_kwargs(self, observation_space: gymnasium.Space[Any]) -> dict[str, Any]:
         """SB3 ``policy_kwargs`` (extractor, layers, activation) for a policy-side space."""
@@ -314,7 +332,12 @@ class DQNAgent(SB3Agent):
 
     config: DQNConfig
 
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
         """Greedy actions, or (``deterministic=False``) epsilon-greedy per observation with
         ``config.exploration_final_eps``, drawing from numpy's global RNG as SB3 does."""
         greedy = super().act(obs, deterministic=True)

@@ -360,9 +360,10 @@ from gengap.offline.dataset import Dataset
 dataset = Dataset.open(sys.argv[1])
 rng = np.random.default_rng(0)
 batches, mode = int(sys.argv[2]), sys.argv[3]
+drawn = iter(range(10**9))
 def indices():
     if mode == "pool":
-        return dataset.sample_indices(256, rng)
+        return dataset.sample_indices(256, seed=0, update=next(drawn))
     return rng.integers(0, dataset.num_transitions, 256)
 dataset.transitions(indices())
 start = time.perf_counter()
@@ -399,8 +400,10 @@ def section_read(ctx: Context) -> list[Row]:
         picks = rng.integers(0, sliced.num_transitions, BATCH)
         frames[picks], next_frames[picks]
 
+    updates = iter(range(10**9))
     readers: dict[str, tuple[Callable[[], Any], int]] = {
-        "pool": (lambda: sliced.transitions(sliced.sample_indices(BATCH, rng)), 20),
+        "pool": (lambda: sliced.transitions(
+            sliced.sample_indices(BATCH, seed=0, update=next(updates))), 20),
         "uniform": (lambda: sliced.transitions(rng.integers(0, sliced.num_transitions, BATCH)), 4),
         "memory": (from_ram, 20),
     }

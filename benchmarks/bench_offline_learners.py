@@ -3,9 +3,10 @@
 1. BC training samples/s reading batches from the dataset store (memory-mapped,
    zstd chunks through a bounded cache) vs from the same frames held in memory, on a
    slice that fits. Same BC (IMPALA CNN, batch 256), same updates, timed in interleaved
-   rounds. Target: >= 0.8x. The store on the whole dataset is shown too (uniform
-   batches then touch ~256 chunks each; the learner reads the next batch in a thread
-   while the current one trains).
+   rounds. Target: >= 0.8x. The store on the whole dataset is shown too, with the batches
+   learners draw (``Dataset.sample_indices``: a pool of resident chunks) and with uniform
+   random indices (each batch then touches ~256 chunks; the learner reads the next batch
+   in a thread while the current one trains).
 2. BC peak resident memory training on the whole dataset (one child process per
    learner; ``ru_maxrss``). Target: <= 8 GB at 1M transitions (12 GB of raw frames).
 3. The d3rlpy learners' (cql, bcq, dt) peak resident memory on the same dataset, fed
@@ -57,6 +58,15 @@ class SliceSource:
 
     def episode_bounds(self) -> np.ndarray:
         return self.bounds.copy()
+
+
+class UniformSource(SliceSource):
+    """The whole of a dataset, hiding ``Dataset.sample_indices`` from learners: they draw
+    uniform random indices instead (the baseline of the pool). Give it its own opened
+    dataset: a shared chunk cache would let one evict the other's chunks."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__(source, source.num_transitions)
 
 
 def in_memory_copy(source: Any, chunk: int = 4096) -> Any:
@@ -179,7 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         memory = in_memory_copy(sliced)
         speeds = bc_samples_per_second(
             {"memory (slice)": memory, "store (same slice)": sliced,
-             "store (whole dataset)": store}, updates, 256, args.rounds)
+             "store (whole dataset)": store,
+             "store (whole, uniform indices)": UniformSource(Dataset.open(path))},
+            updates, 256, args.rounds)
         del memory
         table = Table(title=f"BC samples/s (IMPALA, batch 256, {args.rounds} x {updates} "
                             f"updates, slice {sliced.num_transitions:,})")

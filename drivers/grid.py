@@ -45,6 +45,7 @@ from typing import Any
 from gengap.envs.configio import read_toml
 from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import unknown_name_message
+from gengap.envs.splits import PARTS as SPLIT_PARTS
 from gengap.eval.runs import ExperimentConfig
 
 __all__ = [
@@ -64,7 +65,8 @@ LOCATION_FIELDS = ("out_dir", "store", "name", "label")
 #: Fields whose entries can be swept one by one with dotted keys.
 DICT_FIELDS = ("env_kwargs", "agent")
 SCORES = ("success", "return", "normalized_return")
-PARTS = ("train", "validation", "test", "combinatorial", "extrapolation")
+#: Evaluation parts: every part a split can have (levels, combinations, contexts).
+PARTS = SPLIT_PARTS
 
 _STUDY_DEFAULTS: dict[str, Any] = {
     "out_dir": None,

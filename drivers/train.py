@@ -376,6 +376,7 @@ class Progress:
         stream: Where it goes (default stdout); not a terminal -> plain lines.
         line_every_s: In line mode, at most one line per this many seconds ...
         line_every_fraction: ... unless this fraction of the run has passed since the last.
+        unit: What is counted (``"steps"`` of the envs; ``"updates"`` for offline runs).
     """
 
     def __init__(
@@ -388,8 +389,10 @@ class Progress:
         stream: Any = None,
         line_every_s: float = 30.0,
         line_every_fraction: float = 0.1,
+        unit: str = "steps",
     ) -> None:
         self.total, self.start_steps, self.label = total, start, label
+        self.unit = unit
         self.quiet = quiet
         self.latest = ""
         self.stream = stream if stream is not None else sys.stdout
@@ -419,7 +422,7 @@ class Progress:
             TextColumn(f"[bold]{self.label}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[fps]:>6.0f} steps/s"),
+            TextColumn(f"{{task.fields[fps]:>6.0f}} {self.unit}/s"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[latest]}"),
             console=Console(file=self.stream),
@@ -440,8 +443,8 @@ class Progress:
         remaining = (self.total - self.steps) / fps if fps > 0 else float("nan")
         eta = _duration(remaining) if remaining == remaining else "?"
         text = (
-            f"{self.label}: {self.steps}/{self.total} steps "
-            f"({100 * self.steps / self.total:.0f}%), {fps:.0f} steps/s, "
+            f"{self.label}: {self.steps}/{self.total} {self.unit} "
+            f"({100 * self.steps / self.total:.0f}%), {fps:.0f} {self.unit}/s, "
             f"elapsed {_duration(elapsed)}, eta {eta}"
         )
         return f"{text} | {self.latest}" if self.latest else text
@@ -488,7 +491,9 @@ def train(run: Run, trainer: Trainer, *, quiet: bool = False) -> Agent:
         TrainingInterrupted: On Ctrl-C (a checkpoint is written first when there is an
             agent to write).
     """
-    progress = Progress(trainer.total, trainer.step(), run.run_id, quiet=quiet)
+    # an offline trainer counts gradient updates, an online one env steps
+    unit = "updates" if trainer.kind == "offline" else "steps"
+    progress = Progress(trainer.total, trainer.step(), run.run_id, quiet=quiet, unit=unit)
     evaluator = PeriodicEvaluator(run, trainer, progress)
     run.folder.update_info(device=_device(trainer.agent))
     status = "failed"

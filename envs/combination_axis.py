@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gengap.envs.configio import check_keys
 from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 
 FactorValue = str | int
@@ -245,18 +246,8 @@ class CombinationAxis:
     def from_dict(cls, data: Mapping[str, Any]) -> CombinationAxis:
         if isinstance(data, CombinationAxis):
             return data
-        if not isinstance(data, Mapping):
-            raise InputTypeError(f"combinations must be a mapping, got {type(data).__name__}")
-        keys = {"factors", "train", *HELD_OUT_PARTS}
-        unknown = set(data) - keys
-        if unknown:
-            raise InputError(
-                f"unknown key(s) {sorted(unknown)} in a combination axis; expected "
-                f"{', '.join(sorted(keys))}"
-            )
-        for required in ("factors", "train"):
-            if required not in data:
-                raise InputError(f"a combination axis needs {required!r}; got keys {sorted(data)}")
+        allowed = ("factors", "train", *HELD_OUT_PARTS)
+        check_keys(data, "a combination axis", allowed, required=("factors", "train"))
         return cls(
             factors=data["factors"],
             train=data["train"],

@@ -14,7 +14,7 @@ import json
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +47,35 @@ def _matches(value: Any, annotation: Any) -> bool:
     if isinstance(annotation, type):
         return isinstance(value, annotation)
     return True
+
+
+def check_keys(
+    data: Any, what: str, allowed: Collection[str], required: Collection[str] = ()
+) -> Mapping[str, Any]:
+    """Check a hand-written mapping (a split, an axis, a level set) before it is read.
+
+    Args:
+        data: What the user gave.
+        what: How an error names it, e.g. ``"a split"``.
+        allowed: Every key it may have, in the order an error lists them.
+        required: The keys it must have.
+
+    Returns:
+        ``data``, now known to be a mapping.
+
+    Raises:
+        InputTypeError: If ``data`` is not a mapping.
+        InputError: For unknown keys (all listed, with the expected ones) or a missing one.
+    """
+    if not isinstance(data, Mapping):
+        raise InputTypeError(f"{what} must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise InputError(f"unknown key(s) {unknown} in {what}; expected {', '.join(allowed)}")
+    for key in required:
+        if key not in data:
+            raise InputError(f"{what} needs {key!r}; got keys {sorted(data)}")
+    return data
 
 
 def config_from_dict(cls: type[T], data: Mapping[str, Any], *, what: str | None = None) -> T:

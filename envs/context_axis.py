@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gengap.envs.configio import check_keys
 from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 
 # Held-out physics-context parts; like the combination parts they use the test levels.
@@ -157,8 +158,16 @@ class ContextBox:
         object.__setattr__(self, "ranges", ranges)
         holes = tuple(self._check_ranges("hole", h, allow_partial=True) for h in self.holes)
         object.__setattr__(self, "holes", holes)
-        integer = tuple(PARAM_KINDS[split_param(p)[0]].integer for p in ranges)
-        object.__setattr__(self, "_integer", integer)
+        # The sampling plan, precomputed (a reset draws a context every episode): the
+        # continuous parameters in one draw, whole numbers one by one, fixed ones not at all.
+        integer = {p: PARAM_KINDS[split_param(p)[0]].integer for p in ranges}
+        object.__setattr__(self, "_template", {p: low for p, (low, _) in ranges.items()})
+        object.__setattr__(self, "_uniform", tuple(
+            (p, low, high - low) for p, (low, high) in ranges.items()
+            if high > low and not integer[p]))
+        object.__setattr__(self, "_integers", tuple(
+            (p, int(low), int(high) + 1) for p, (low, high) in ranges.items()
+            if high > low and integer[p]))
         for hole in holes:
             for param, (low, high) in hole.items():
                 box_low, box_high = ranges[param]
@@ -206,16 +215,24 @@ class ContextBox:
         return self.in_ranges(point) and not self.in_hole(point)
 
     def sample(self, rng: np.random.Generator) -> dict[str, float]:
-        """One context drawn uniformly from the box minus its holes."""
+        """One context drawn uniformly from the box minus its holes.
+
+        The continuous parameters take one ``rng.random`` draw each, in the box's order
+        (``low + (high - low) * u``, the same numbers ``rng.uniform(low, high)`` would give),
+        then whole-number parameters one ``rng.integers`` each; a fixed range draws nothing.
+        """
+        template: dict[str, float] = self._template  # type: ignore[attr-defined]
+        uniform: tuple[tuple[str, float, float], ...] = self._uniform  # type: ignore[attr-defined]
+        integers: tuple[tuple[str, int, int], ...] = self._integers  # type: ignore[attr-defined]
         for _ in range(10_000):
-            point = {}
-            integer: tuple[bool, ...] = self._integer  # type: ignore[attr-defined]
-            for whole, (param, (low, high)) in zip(integer, self.ranges.items(), strict=True):
-                if whole:
-                    point[param] = float(rng.integers(int(low), int(high) + 1))
-                else:
-                    point[param] = float(rng.uniform(low, high)) if high > low else low
-            if not self.in_hole(point):
+            point = dict(template)
+            if uniform:
+                for (param, low, span), draw in zip(uniform, rng.random(len(uniform)).tolist(),
+                                                    strict=True):
+                    point[param] = low + span * draw
+            for param, low, stop in integers:
+                point[param] = float(rng.integers(low, stop))
+            if not self.holes or not self.in_hole(point):
                 return point
         raise InputError("the context box is (almost) all holes: no sample outside them")
 
@@ -473,15 +490,8 @@ class ContextAxis:
     def from_dict(cls, data: Any) -> ContextAxis:
         if isinstance(data, ContextAxis):
             return data
-        if not isinstance(data, Mapping):
-            raise InputTypeError(f"contexts must be a mapping, got {type(data).__name__}")
-        keys = {"params", "train_points", "train_box", "held_out", "reference"}
-        unknown = set(data) - keys
-        if unknown:
-            raise InputError(f"unknown key(s) {sorted(unknown)} in a context axis; expected "
-                             f"{', '.join(sorted(keys))}")
-        if "params" not in data:
-            raise InputError(f"a context axis needs 'params'; got keys {sorted(data)}")
+        allowed = ("params", "train_points", "train_box", "held_out", "reference")
+        check_keys(data, "a context axis", allowed, required=("params",))
         return cls(
             params=tuple(data["params"]),
             train_points=tuple(data.get("train_points", ())),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # Headless rendering: MuJoCo picks its OpenGL backend when it is imported.
@@ -142,7 +142,14 @@ _ARRAYS: dict[str, tuple[str, ...]] = {
     "damping": ("dof_damping",), "gear_scale": ("actuator_gear",), "gear": ("actuator_gear",),
     "gravity": ("gravity",), "obs_noise": (), "action_noise": (), "action_delay": (),
 }
+# Levels whose initial random state a MuJoCo env keeps (~0.5 kB each).
+_LEVEL_STATES_KEPT = 20_000
 _NEUTRAL_SCALES = frozenset({"mass_scale", "friction_scale", "damping_scale", "gear_scale"})
+# A compiled context parameter: (name, its neutral value or None, the arrays it writes, its
+# writer (None: it acts in the step), and for whole-model scales the writer that scales in
+# place, used when another parameter wrote the arrays first; else None).
+_Step = tuple[str, float | None, tuple[str, ...], "Callable[[float], None] | None",
+              "Callable[[float], None] | None"]
 
 
 class _Physics:
@@ -163,6 +170,13 @@ class _Physics:
             "actuator_gear": model.actuator_gear.copy(),
             "gravity": model.opt.gravity.copy(),
         }
+        # Views into the model's memory, fetched once (each attribute access builds a new one).
+        self._views: dict[str, np.ndarray] = {
+            "body_mass": model.body_mass, "body_inertia": model.body_inertia,
+            "geom_friction": model.geom_friction, "dof_damping": model.dof_damping,
+            "actuator_gear": model.actuator_gear, "gravity": model.opt.gravity,
+        }
+        self._plans: dict[tuple[str, ...], list[_Step]] = {}
         self.names = {
             "mass": self._names(mujoco.mjtObj.mjOBJ_BODY, model.nbody, skip_first=True),
             "friction": self._names(mujoco.mjtObj.mjOBJ_GEOM, model.ngeom),
@@ -234,49 +248,112 @@ class _Physics:
         return float(value)
 
     def apply(self, context: Mapping[str, float]) -> None:
-        """Restore the nominal arrays, then write ``context`` (scales before named values,
-        so ``mass.torso`` wins over ``mass_scale`` for the torso).
+        """Write ``context`` into the model from the nominal values (scales before named
+        values, so ``mass.torso`` wins over ``mass_scale`` for the torso).
 
-        Only arrays the previous or this context touch are restored: the others still
-        hold their nominal values (cheaper resets; the result is the same).
+        Only arrays that the previous or this context touch are written: the others still
+        hold their nominal values. A whole-model scale writes ``nominal * value`` straight
+        into its arrays; other arrays are restored from the nominal copy first. The writers
+        of a set of parameter names are compiled once (a reset applies a context every
+        episode, and the parameter names of a part never change).
         """
-        model, nominal = self.model, self.nominal
-        resolved = [(self.resolve(p), v) for p, v in context.items()
-                    if not (p in _NEUTRAL_SCALES and v == 1.0)]  # scale 1: nothing to do
-        touched = {array for (kind, _), _ in resolved for array in _ARRAYS[kind]}
-        for array in self._dirty | touched:
-            target = model.opt.gravity if array == "gravity" else getattr(model, array)
-            target[:] = nominal[array]
+        keys = tuple(context)
+        steps = self._plans.get(keys)
+        if steps is None:
+            steps = self._plans[keys] = self._compile(keys)
+        touched: set[str] = set()
+        from_nominal: set[str] = set()
+        writes = []
+        for param, neutral, arrays, write, scale_in_place in steps:
+            value = context[param]
+            if value == neutral or write is None:  # e.g. scale 1: nothing to write
+                continue
+            if scale_in_place is not None:  # a whole-model scale
+                if touched.isdisjoint(arrays):
+                    from_nominal.update(arrays)
+                else:  # another parameter wrote these arrays first: scale what it wrote
+                    write = scale_in_place
+            touched.update(arrays)
+            writes.append((write, value))
+        views, nominal = self._views, self.nominal
+        for array in (self._dirty | touched) - from_nominal:
+            np.copyto(views[array], nominal[array])
         self._dirty = touched
-        if len(resolved) > 1:
-            resolved.sort(key=lambda item: item[0][1] is not None)
-        for (kind, index), value in resolved:
-            if kind == "mass_scale":
-                model.body_mass[:] *= value
-                model.body_inertia[:] *= value  # same shape, denser: inertia scales with mass
-            elif kind == "mass":
-                ratio = value / nominal["body_mass"][index] if nominal["body_mass"][index] else 1.0
-                model.body_mass[index] = value
-                model.body_inertia[index] = nominal["body_inertia"][index] * ratio
-            elif kind == "friction_scale":
-                model.geom_friction[:, 0] *= value
-            elif kind == "friction":
-                model.geom_friction[index, 0] = value
-            elif kind == "world_friction":
-                model.geom_friction[:, 0] = value
-            elif kind == "damping_scale":
-                model.dof_damping[:] *= value
-            elif kind == "damping":
-                start = int(model.jnt_dofadr[index])
-                width = {0: 6, 1: 3}.get(int(model.jnt_type[index]), 1)  # free, ball, else 1
-                model.dof_damping[start:start + width] = value
-            elif kind == "gear_scale":
-                model.actuator_gear[:] *= value
-            elif kind == "gear":
-                model.actuator_gear[index, 0] = value
-            elif kind == "gravity":
-                model.opt.gravity[2] = value
-            # obs_noise, action_noise and action_delay act in the env's step, not the model
+        for write, value in writes:
+            write(value)
+
+    def _compile(self, params: Sequence[str]) -> list[_Step]:
+        """The writers of ``params``, whole-model parameters first (see :meth:`apply`)."""
+        steps = [self._step(param) for param in params]
+        return sorted(steps, key=lambda step: split_param(step[0])[1] is not None)
+
+    def _step(self, param: str) -> _Step:
+        kind, index = self.resolve(param)
+        views, nominal = self._views, self.nominal
+        arrays = _ARRAYS[kind]
+        if kind in _NEUTRAL_SCALES:
+            return (param, 1.0, arrays, *self._scale_writers(kind))
+        write: Callable[[float], None] | None = None
+        mass, inertia = views["body_mass"], views["body_inertia"]
+        friction, damping, gear = (views["geom_friction"], views["dof_damping"],
+                                   views["actuator_gear"])
+        if kind == "mass":
+            body_mass = float(nominal["body_mass"][index])
+            body_inertia = nominal["body_inertia"][index]
+
+            def write(value: float) -> None:  # same shape, denser: inertia scales with mass
+                mass[index] = value
+                inertia[index] = body_inertia * (value / body_mass if body_mass else 1.0)
+        elif kind == "friction":
+            def write(value: float) -> None:
+                friction[index, 0] = value
+        elif kind == "world_friction":
+            def write(value: float) -> None:
+                friction[:, 0] = value
+        elif kind == "damping":
+            start = int(self.model.jnt_dofadr[index])
+            width = {0: 6, 1: 3}.get(int(self.model.jnt_type[index]), 1)  # free, ball, else 1
+
+            def write(value: float) -> None:
+                damping[start:start + width] = value
+        elif kind == "gear":
+            def write(value: float) -> None:
+                gear[index, 0] = value
+        elif kind == "gravity":
+            gravity = views["gravity"]
+
+            def write(value: float) -> None:
+                gravity[2] = value
+        # obs_noise, action_noise and action_delay act in the env's step, not the model
+        return param, None, arrays, write, None
+
+    def _scale_writers(
+        self, kind: str
+    ) -> tuple[Callable[[float], None], Callable[[float], None]]:
+        """A whole-model scale's writers: ``nominal * value`` written over its arrays (no
+        restore needed), and ``*= value`` for arrays another parameter wrote first."""
+        targets = [(self._views[a], self.nominal[a]) for a in _ARRAYS[kind]]
+        if kind == "friction_scale":  # sliding friction only (column 0)
+            factor = np.ones(targets[0][0].shape[1])
+
+            def from_nominal(value: float) -> None:
+                factor[0] = value
+                np.multiply(targets[0][1], factor, out=targets[0][0])
+
+            def in_place(value: float) -> None:
+                targets[0][0][:, 0] *= value
+
+            return from_nominal, in_place
+
+        def scale_from_nominal(value: float) -> None:
+            for view, nominal in targets:  # mass: inertia scales with it (same shape, denser)
+                np.multiply(nominal, value, out=view)
+
+        def scale_in_place(value: float) -> None:
+            for view, _ in targets:
+                view *= value
+
+        return scale_from_nominal, scale_in_place
 
 
 class MujocoContextEnv(gymnasium.Env[np.ndarray, np.ndarray], EzPickle):
@@ -379,6 +456,9 @@ class MujocoContextEnv(gymnasium.Env[np.ndarray, np.ndarray], EzPickle):
         self._elapsed = 0
         self._obs_noise = self._action_noise = 0.0
         self._queue: collections.deque[np.ndarray] = collections.deque()
+        self._level_states: dict[int, Any] = {}  # level -> PCG64 state
+        self._level_bits = np.random.PCG64()
+        self._level_generator = np.random.Generator(self._level_bits)
 
     # -- gymnasium API ----------------------------------------------------------------
     def reset(
@@ -420,7 +500,14 @@ class MujocoContextEnv(gymnasium.Env[np.ndarray, np.ndarray], EzPickle):
         # The level seeds the robot's initial-state noise: the same stream as
         # reset(seed=level) (both go through SeedSequence(level)), without Gymnasium's
         # per-call checks, which cost ~5% of steps/s on robots that fall every ~20 steps.
-        self._inner.np_random = np.random.Generator(np.random.PCG64(level))
+        # Seeding a PCG64 costs ~20 us, so each level's initial state is kept and set.
+        state = self._level_states.get(level)
+        if state is None:
+            if len(self._level_states) >= _LEVEL_STATES_KEPT:
+                self._level_states.clear()
+            state = self._level_states[level] = np.random.PCG64(level).state
+        self._level_bits.state = state
+        self._inner.np_random = self._level_generator
         obs, _ = self._inner.reset()
         return self._observe(obs), {"level_seed": level, "context": dict(context)}
 

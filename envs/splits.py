@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from gengap.envs.combination_axis import Combination, CombinationAxis
+from gengap.envs.configio import check_keys
 from gengap.envs.context_axis import CONTEXT_PARTS, ContextAxis
 from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 
@@ -197,12 +198,7 @@ class LevelSet:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LevelSet:
-        unknown = set(data) - {"start", "stop", "seeds", "exclude"}
-        if unknown:
-            raise InputError(
-                f"unknown key(s) {sorted(unknown)} in a level set; "
-                "expected start, stop, seeds, exclude"
-            )
+        check_keys(data, "a level set", ("start", "stop", "seeds", "exclude"))
         seeds = data.get("seeds")
         return cls(
             start=data.get("start", 0),
@@ -390,15 +386,8 @@ class Split:
             return data
         if not isinstance(data, Mapping):
             raise InputTypeError(f"split must be a Split or a mapping, got {type(data).__name__}")
-        unknown = set(data) - {"name", *LEVEL_PARTS, "combinations", "contexts"}
-        if unknown:
-            raise InputError(
-                f"unknown key(s) {sorted(unknown)} in a split; expected name, "
-                f"{', '.join(LEVEL_PARTS)}, combinations, contexts"
-            )
-        for required in ("train", "test"):
-            if required not in data:
-                raise InputError(f"a split needs a {required!r} part; got keys {sorted(data)}")
+        allowed = ("name", *LEVEL_PARTS, "combinations", "contexts")
+        check_keys(data, "a split", allowed, required=("train", "test"))
         return cls(
             train=LevelSet.from_dict(data["train"]),
             test=LevelSet.from_dict(data["test"]),

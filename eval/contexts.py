@@ -11,7 +11,6 @@ over two context factors.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 from collections.abc import Mapping, Sequence
@@ -20,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gengap.agents.base import Agent
+from gengap.agents.history import EpisodeHistory, new_histories
 from gengap.envs import Split, make, resolve_split
 from gengap.envs.contexts import ContextAxis
 from gengap.envs.errors import InputError
-from gengap.envs.io import atomic_write_bytes, atomic_write_text
+from gengap.envs.io import atomic_write_text
 from gengap.eval.metrics import Interval
+from gengap.eval.report_parts import save_png
 
 METHOD_CONTEXTS = "bootstrap over episodes within each context"
 METHOD_RATIO = "bootstrap over episodes within each context, independently per part"
@@ -175,16 +175,24 @@ def evaluate_contexts(
         observations[slot], _ = envs[slot].reset(
             options={"level": levels[episode], "context": points[context_index]})
 
+    histories = new_histories(agent.context_length, len(envs))
     for slot in range(len(envs)):
         start(slot)
     while any(s is not None for s in slots):
         active = [i for i, s in enumerate(slots) if s is not None]
-        actions = agent.act(np.stack([observations[i] for i in active]), deterministic)
+        actions = agent.act(
+            np.stack([observations[i] for i in active]),
+            deterministic,
+            histories=None if histories is None else [histories[i] for i in active],
+        )
         for slot, action in zip(active, actions, strict=True):
             cell = slots[slot]
             if cell is None:  # unreachable: active slots hold an episode
                 continue
+            taken_on = observations[slot]
             obs, reward, terminated, truncated, info = envs[slot].step(action)
+            if histories is not None:
+                histories[slot].record(taken_on, action, float(reward))
             returns[cell] += float(reward)
             if "success" in info:
                 successes[cell] = max(0.0 if np.isnan(successes[cell]) else successes[cell],
@@ -192,6 +200,8 @@ def evaluate_contexts(
             observations[slot] = obs
             if terminated or truncated:
                 start(slot)
+                if histories is not None:
+                    histories[slot] = EpisodeHistory(agent.context_length)
     for env in envs:
         env.close()
     return ContextEvaluation(tuple(points), returns, successes, tuple(levels))
@@ -326,7 +336,6 @@ def plot_heatmap(evaluation: ContextEvaluation, x: str, y: str, path: str | Path
         counts[cell] += 1
     grid = np.where(counts > 0, grid / np.maximum(counts, 1), np.nan)
     figure = Figure(figsize=(1.2 + 0.9 * len(xs), 1.0 + 0.7 * len(ys)))
-    FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     image = axes.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
     axes.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
@@ -339,11 +348,7 @@ def plot_heatmap(evaluation: ContextEvaluation, x: str, y: str, path: str | Path
                       fontsize=8)
     figure.colorbar(image, ax=axes, label=f"mean {score}")
     axes.set_title(title or f"{score} over {x} x {y}")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(figure, Path(path))
 
 
 def write_context_report(evaluations: Mapping[str, ContextEvaluation], out_dir: str | Path, *,

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from gengap.agents import Agent, load_agent
+from gengap.agents.history import EpisodeHistory, new_histories, record_step
 from gengap.envs import env_info, make, resolve_split
 from gengap.envs.errors import InputError
 from gengap.envs.splits import Split
@@ -130,12 +131,20 @@ def _run_exact(
         lengths[slot] = 0
         return True
 
+    histories = new_histories(agent.context_length, len(envs))
     active = [start(slot) for slot in range(len(envs))]
     while any(active):
         live = [i for i, a in enumerate(active) if a]
-        actions = agent.act(_stack([observations[i] for i in live]), deterministic=deterministic)
+        actions = agent.act(
+            _stack([observations[i] for i in live]),
+            deterministic=deterministic,
+            histories=None if histories is None else [histories[i] for i in live],
+        )
         for action, slot in zip(actions, live, strict=True):
+            taken_on = observations[slot]
             obs, reward, terminated, truncated, info = envs[slot].step(action)
+            if histories is not None:
+                histories[slot].record(taken_on, action, float(reward))
             returns[slot] += float(reward)
             lengths[slot] += 1
             observations[slot] = obs
@@ -151,6 +160,8 @@ def _run_exact(
                     normalized_return=normalize(value) if normalize else None,
                 )
                 active[slot] = start(slot)
+                if histories is not None:
+                    histories[slot] = EpisodeHistory(agent.context_length)
     for env in envs:
         env.close()
     return [r for r in records if r is not None]
@@ -175,9 +186,12 @@ def _run_native(
     obs, _ = env.reset(seed=seed)
     records: list[EpisodeRecord] = []
     counts = [0] * num_envs
+    histories = new_histories(agent.context_length, num_envs)
     while sum(counts) < num_episodes:
-        actions = agent.act(obs, deterministic=deterministic)
-        obs, _, _, _, infos = env.step(actions)
+        actions = agent.act(obs, deterministic=deterministic, histories=histories)
+        taken_on = obs
+        obs, rewards, terminations, truncations, infos = env.step(actions)
+        record_step(histories, taken_on, actions, rewards, terminations | truncations)
         if "episode" not in infos:
             continue
         ended = np.flatnonzero(infos["_episode"])

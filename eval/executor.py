@@ -250,6 +250,9 @@ class Executor:
                         process.terminate()
                 for process in processes:
                     process.join(timeout=5)
+                    if process.is_alive():  # still up on a loaded machine: no more asking
+                        process.kill()
+                        process.join(timeout=5)
 
     def _map_ray(self, function: Callable[[T], R], tasks: list[T]) -> Iterator[Outcome[R]]:
         import ray

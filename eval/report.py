@@ -1,13 +1,10 @@
 """Markdown reports with plots: train vs held-out scores, learning curves, the generalization gap.
 
-Plots are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas directly, never
-through ``pyplot``: no display is needed and the process-wide matplotlib backend of a caller
-(a notebook, say) is left alone.
+Figures go through :mod:`gengap.eval.report_parts` (Agg canvas, never ``pyplot``).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -16,18 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gengap.envs.io import atomic_write_bytes, atomic_write_text
+from gengap.envs.io import atomic_write_text
 from gengap.eval.metrics import (
     Interval,
     ScoreTable,
     aggregate,
     generalization_gap,
-    probability_of_improvement,
     score_table,
 )
+from gengap.eval.report_parts import improvement_on_common_levels, improvement_table, save_png
 from gengap.eval.store import PARTS, ResultsStore
 
 __all__ = ["GroupSummary", "report_runs", "summarize_group", "write_report"]
@@ -147,14 +143,6 @@ def summarize_group(
 
 
 # -- plots -----------------------------------------------------------------------------------
-def _png(figure: Figure, path: Path) -> Path:
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
 def _plot_curves(store: ResultsStore, summary: GroupSummary, score: str, path: Path) -> Path | None:
     points = [point for run in summary.runs for point in store.curves(run["run_id"])]
     if not points:
@@ -194,7 +182,7 @@ def _plot_curves(store: ResultsStore, summary: GroupSummary, score: str, path: P
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(f"{summary.name}: learning curves (band: min-max over runs)", fontsize=10)
-    return _png(figure, path)
+    return save_png(figure, path)
 
 
 def _plot_scores(summaries: list[GroupSummary], score: str, confidence: float, path: Path) -> Path:
@@ -220,7 +208,7 @@ def _plot_scores(summaries: list[GroupSummary], score: str, confidence: float, p
         axis.set_xlabel(f"{metric.upper() if metric == 'iqm' else metric} {score}")
         axis.grid(axis="x", alpha=0.3)
     figure.suptitle(f"{score} with {confidence:.0%} bootstrap confidence intervals", fontsize=10)
-    return _png(figure, path)
+    return save_png(figure, path)
 
 
 # -- markdown --------------------------------------------------------------------------------
@@ -358,33 +346,17 @@ def _improvement_markdown(
     tables = [(name, t) for name, t in tables if t.column_kind == "level_seed"]
     if len(tables) < 2:
         return []
-    lines = [
-        "## Probability of improvement on held-out levels",
-        "",
-        "P(X > Y): the chance that X scores higher than Y on a held-out level, averaged over "
-        f"the levels both played (rliable), with {confidence:.0%} stratified-bootstrap CIs; "
-        "0.5 means no difference.",
-        "",
-        "| X | Y | P(X > Y) | common levels |",
-        "|---|---|---|---|",
-    ]
+    rows = []
     for i, (name_x, table_x) in enumerate(tables):
         for name_y, table_y in tables[i + 1 :]:
-            common = sorted(set(table_x.columns) & set(table_y.columns))
-            if not common:
-                lines.append(f"| {name_x} | {name_y} | no common levels | 0 |")
-                continue
-            pick_x = [table_x.columns.index(c) for c in common]
-            pick_y = [table_y.columns.index(c) for c in common]
-            interval = probability_of_improvement(
-                table_x.matrix[:, pick_x],
-                table_y.matrix[:, pick_y],
-                reps=reps,
-                seed=seed,
-                confidence=confidence,
+            paired = improvement_on_common_levels(
+                table_x, table_y, reps=reps, confidence=confidence, seed=seed
             )
-            lines.append(f"| {name_x} | {name_y} | {interval.format()} | {len(common)} |")
-    return [*lines, ""]
+            if paired is None:
+                rows.append(f"| {name_x} | {name_y} | no common levels | 0 |")
+            else:
+                rows.append(f"| {name_x} | {name_y} | {paired[0].format()} | {paired[1]} |")
+    return improvement_table("Probability of improvement on held-out levels", rows, confidence)
 
 
 def write_report(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -26,6 +27,7 @@ from gymnasium import spaces
 from torch import nn
 
 from gengap.agents.base import TransitionSource, register_agent
+from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ObservationEncoder
 from gengap.envs.errors import InputError
 from gengap.offline.learner import (
@@ -170,7 +172,7 @@ class BCAgent(OfflineLearner):
         return errors.mean() if reduction == "mean" else errors.mean(dim=1).sum()
 
     def read_batch(self, dataset: TransitionSource, update: int) -> Any:
-        return dataset.transitions(self.sample_indices(update, dataset.num_transitions))
+        return dataset.transitions(self.sample_indices(update, dataset))
 
     def learn(self, batch: Any) -> dict[str, float]:
         self.policy.train()
@@ -222,7 +224,12 @@ class BCAgent(OfflineLearner):
             and self.evaluations_since_best >= patience
 
     # -- acting -------------------------------------------------------------------------
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
         """Actions for a batch of observations (leading axis = batch)."""
         check_batch(self.observation_space, obs)
         policy = self.best_policy if self.validated else self.policy

@@ -5,23 +5,19 @@ sync vector env for the others; both auto-reset in ``SAME_STEP`` mode), records 
 episode with its level seed (and, where the env has a combination axis, the combinations
 its mission named) and writes a :class:`~gengap.offline.dataset.Dataset`.
 
-Policies (:func:`make_policy` parses what ``gengap collect --policy`` takes):
+Policies (``gengap collect --policy``):
 
 - ``random``: uniform actions;
 - ``bot``: BabyAI's scripted expert (``minigrid.utils.baby_ai_bot.BabyAIBot``) on BabyAI
   levels, compositional ones included;
-- ``RUN_DIR`` or ``RUN_DIR@expert``: the final agent of a gengap run (any agent kind);
-- ``RUN_DIR@mixed``: the run's snapshot whose held-out score is closest to 75% of the final
-  one (gen_dgrl's "mixed" data);
-- ``RUN_DIR@suboptimal``: every snapshot of the run, an equal share of the data each
-  (gen_dgrl's "suboptimal" data: logs across training);
-- ``RUN_DIR@best``: the run's snapshot with the highest score on its *training* levels (the
-  latest of equals), for runs whose final agent is not their best; held-out scores never
-  choose the data;
+- ``RUN_DIR[@expert|@mixed|@suboptimal]``: agents of a gengap run, as
+  :class:`AgentPolicy` members of a :class:`PolicyPlan`. Which agents (the final one, the
+  snapshot at 75% of the final score, every snapshot) is decided by
+  :func:`gengap.drivers.collect.resolve_policy`: the run-folder layout belongs to
+  ``gengap.eval.runs``, a layer above this one;
 
-each optionally mixed with uniform actions (``epsilon``). Snapshots are read from
-``RUN_DIR/snapshots/step-<N>/`` (an agent directory plus ``snapshot.json`` with
-``{"step": N, "scores": {"train": {...}, "test": {...}}}``).
+each optionally mixed with uniform actions (``epsilon``, :func:`mix_policy`).
+:func:`make_policy` resolves the built-in names.
 
 Procgen drops each episode's true terminal frame (the env auto-resets natively), so the
 final observation of a Procgen episode is a copy of its last frame, as
@@ -32,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import subprocess
 import sys
@@ -46,8 +41,9 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from gengap.agents.history import EpisodeHistory, new_histories
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
-from gengap.envs.errors import InputError, InputFileNotFoundError
+from gengap.envs.errors import InputError
 from gengap.envs.registry import unknown_name_message
 from gengap.offline.dataset import (
     DEFAULT_CHUNK_ROWS,
@@ -57,20 +53,28 @@ from gengap.offline.dataset import (
 )
 
 __all__ = [
+    "ACTION_MODES",
+    "BUILT_IN_POLICIES",
+    "POLICY_NAMES",
     "SKILL_LEVELS",
+    "AgentPolicy",
     "Demonstration",
     "Policy",
+    "PolicyPlan",
     "bot_demonstrations",
+    "check_policy_options",
     "collect",
     "make_policy",
+    "mix_policy",
     "training_split",
 ]
 
 SKILL_LEVELS = ("expert", "mixed", "suboptimal", "best")
-#: gen_dgrl's "mixed" data comes from the checkpoint at about this fraction of the final score.
-MIXED_FRACTION = 0.75
 ACTION_MODES = ("sampled", "greedy")
-_SCORE_METRICS = ("normalized_return", "success", "return")
+#: The policies :func:`make_policy` builds; ``--policy`` also takes ``RUN_DIR[@skill]``,
+#: resolved by :mod:`gengap.drivers.collect`.
+BUILT_IN_POLICIES = ("random", "bot")
+POLICY_NAMES = (*BUILT_IN_POLICIES, "RUN_DIR[@skill]")
 
 
 # -- policies ---------------------------------------------------------------------------------
@@ -91,6 +95,10 @@ class Policy:
 
     def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
         raise NotImplementedError
+
+    def taken(self, obs: Any, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Called after every step with the actions really taken on ``obs`` and their rewards
+        (before :meth:`episode_started` for envs whose episode ended)."""
 
 
 def _random_actions(
@@ -128,9 +136,30 @@ class AgentPolicy(Policy):
         self.agent = load_agent(agent_dir)
         self.deterministic = deterministic
         self.description = description
+        self._histories: list[EpisodeHistory] | None = None
+        self._acted_on: list[Any] = []
+
+    def start(self, env: gymnasium.vector.VectorEnv, rng: np.random.Generator) -> None:
+        self._histories = new_histories(self.agent.context_length, env.num_envs)
+
+    def episode_started(self, env: gymnasium.vector.VectorEnv, index: int) -> None:
+        if self._histories is not None:
+            self._histories[index] = EpisodeHistory(self.agent.context_length)
 
     def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
-        return np.asarray(self.agent.act(obs, deterministic=self.deterministic))
+        if self._histories is not None:  # a copy: vector envs may reuse their output buffers
+            self._acted_on = [_take(obs, index) for index in range(env.num_envs)]
+        return np.asarray(
+            self.agent.act(obs, deterministic=self.deterministic, histories=self._histories)
+        )
+
+    def taken(self, obs: Any, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Record the step just taken (the actions may differ from the agent's under an
+        epsilon mixture); episodes that ended are restarted by :meth:`episode_started`."""
+        if self._histories is None:
+            return
+        for index, history in enumerate(self._histories):
+            history.record(self._acted_on[index], actions[index], float(rewards[index]))
 
 
 class BotPolicy(Policy):
@@ -161,7 +190,7 @@ class BotPolicy(Policy):
                 actions[index] = int(bot.replan(self._last[index]))
         return actions
 
-    def taken(self, actions: np.ndarray) -> None:
+    def note_actions(self, actions: np.ndarray) -> None:
         """The actions really taken (they differ from the bot's under an epsilon mixture)."""
         self._last = [int(a) for a in actions]
 
@@ -198,6 +227,9 @@ class EpsilonPolicy(Policy):
     def episode_started(self, env: gymnasium.vector.VectorEnv, index: int) -> None:
         self.inner.episode_started(env, index)
 
+    def taken(self, obs: Any, actions: np.ndarray, rewards: np.ndarray) -> None:
+        self.inner.taken(obs, actions, rewards)
+
     def act(self, obs: Any, env: gymnasium.vector.VectorEnv) -> np.ndarray:
         actions = self.inner.act(obs, env)
         explore = self._rng.random(env.num_envs) < self.epsilon
@@ -205,7 +237,7 @@ class EpsilonPolicy(Policy):
             random = _random_actions(env.single_action_space, env.num_envs, self._rng)
             actions = np.where(explore.reshape(-1, *([1] * (actions.ndim - 1))), random, actions)
         if isinstance(self.inner, BotPolicy):
-            self.inner.taken(actions)
+            self.inner.note_actions(actions)
         return actions
 
 
@@ -222,46 +254,38 @@ class PolicyPlan:
     env_options: dict[str, Any] = field(default_factory=dict)
 
 
-def _snapshot_metric(scores: dict[str, Any], part: str = "test") -> tuple[str, float] | None:
-    values = scores.get(part) or {}
-    for metric in _SCORE_METRICS:
-        if values.get(metric) is not None:
-            return metric, float(values[metric])
-    return None
-
-
-def read_snapshots(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's snapshots, by step: ``{"step", "scores", "path"}`` each."""
-    folder = run_dir / "snapshots"
-    found = []
-    for snapshot_json in sorted(folder.glob("step-*/snapshot.json")) if folder.is_dir() else []:
-        data = json.loads(snapshot_json.read_text(encoding="utf-8"))
-        if not (snapshot_json.parent / "config.json").is_file():
-            continue  # a snapshot whose agent was not written completely
-        found.append(
-            {
-                "step": int(data["step"]),
-                "scores": data.get("scores", {}),
-                "path": snapshot_json.parent,
-            }
-        )
-    return sorted(found, key=lambda s: s["step"])
-
-
 def make_policy(text: str, *, epsilon: float = 0.0, action_mode: str = "sampled") -> PolicyPlan:
-    """Resolve ``--policy``: ``random``, ``bot``, or
-    ``RUN_DIR[@expert|@mixed|@suboptimal|@best]``.
+    """Resolve a built-in ``--policy``: ``random`` or ``bot``, optionally epsilon-mixed.
+
+    Run-folder policies (``RUN_DIR[@skill]``) are resolved by
+    :func:`gengap.drivers.collect.resolve_policy`, which knows the run-folder layout, and
+    handed to :func:`collect` as a :class:`PolicyPlan` of :class:`AgentPolicy` members.
 
     Raises:
-        InputError: For an unknown policy, a missing run folder or agent, a run without
-            scored snapshots for ``@mixed``/``@suboptimal``/``@best``, or a bad
-            ``epsilon``/``action_mode``.
+        InputError: For an unknown policy, or a bad ``epsilon``/``action_mode``.
     """
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not 0 <= epsilon <= 1:
-        raise InputError(f"--epsilon must be a number in [0, 1], got {epsilon!r}")
-    if action_mode not in ACTION_MODES:
-        raise InputError(unknown_name_message("action mode", action_mode, ACTION_MODES))
-    plan = _base_plan(text, deterministic=action_mode == "greedy")
+    if text == "random":
+        plan = PolicyPlan([RandomPolicy()], skill=None)
+    elif text == "bot":
+        plan = PolicyPlan([BotPolicy()], skill="expert")
+    elif "@" in text or os.sep in text:
+        raise InputError(
+            f"policy {text!r} looks like a run folder: resolve it with "
+            "gengap.drivers.collect.resolve_policy (make_policy builds random and bot)")
+    else:
+        raise InputError(unknown_name_message("policy", text, POLICY_NAMES))
+    return mix_policy(plan, epsilon=epsilon, action_mode=action_mode)
+
+
+def mix_policy(plan: PolicyPlan, *, epsilon: float = 0.0, action_mode: str = "sampled"
+               ) -> PolicyPlan:
+    """``plan`` with every member epsilon-mixed with uniform actions (``epsilon > 0``) and
+    its agents' action mode recorded in their descriptions.
+
+    Raises:
+        InputError: For a bad ``epsilon`` or ``action_mode``.
+    """
+    check_policy_options(epsilon, action_mode)
     if epsilon > 0:
         plan.policies = [EpsilonPolicy(p, float(epsilon)) for p in plan.policies]
     for policy in plan.policies:
@@ -271,106 +295,12 @@ def make_policy(text: str, *, epsilon: float = 0.0, action_mode: str = "sampled"
     return plan
 
 
-def _base_plan(text: str, *, deterministic: bool) -> PolicyPlan:
-    if text == "random":
-        return PolicyPlan([RandomPolicy()], skill=None)
-    if text == "bot":
-        return PolicyPlan([BotPolicy()], skill="expert")
-    run_text, _, skill = text.partition("@")
-    run_dir = Path(run_text)
-    if not (run_dir / "config.json").is_file():
-        if not run_dir.exists() and "@" not in text and os.sep not in text:
-            raise InputError(
-                unknown_name_message("policy", text, ("random", "bot", "RUN_DIR[@skill]"))
-            )
-        raise InputFileNotFoundError(
-            f"--policy {text!r}: {str(run_dir)!r} is not a gengap run folder (no config.json)"
-        )
-    skill = skill or "expert"
-    if skill not in SKILL_LEVELS:
-        raise InputError(unknown_name_message("skill level", skill, SKILL_LEVELS))
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    split = Split.load(run_dir / "split.json") if (run_dir / "split.json").is_file() else None
-    snapshots = read_snapshots(run_dir)
-    base = {"kind": "run", "run_dir": str(run_dir), "skill": skill}
-    plan = PolicyPlan(
-        [],
-        skill=skill,
-        env_id=config.get("env_id"),
-        split=split,
-        env_options=dict(config.get("env_kwargs") or {}),
-    )
-    if skill == "expert":
-        agent_dir = run_dir / "agent"
-        if not (agent_dir / "config.json").is_file():
-            raise InputFileNotFoundError(
-                f"--policy {text!r}: the run has no final agent ({agent_dir}/config.json); "
-                "finish it with `gengap train --resume`"
-            )
-        final = snapshots[-1] if snapshots else None
-        plan.score = final["scores"] if final else None
-        plan.policies = [AgentPolicy(agent_dir, deterministic, {**base, "name": "final agent"})]
-        return plan
-    if skill == "best":
-        ranked = [
-            (found, snapshot)
-            for snapshot in snapshots
-            if (found := _snapshot_metric(snapshot["scores"], "train")) is not None
-        ]
-        if not ranked:
-            raise InputFileNotFoundError(
-                f"--policy {text!r}: no snapshot in {run_dir}/snapshots has a training-level "
-                "score to pick the best by"
-            )
-        (metric, value), best = max(ranked, key=lambda pair: (pair[0][1], pair[1]["step"]))
-        plan.score = best["scores"]
-        plan.policies = [
-            AgentPolicy(
-                best["path"],
-                deterministic,
-                {
-                    **base,
-                    "name": f"snapshot step {best['step']}",
-                    "step": best["step"],
-                    "chosen_by": {"part": "train", "metric": metric, "value": value},
-                },
-            )
-        ]
-        return plan
-    scored = [s for s in snapshots if _snapshot_metric(s["scores"]) is not None]
-    if not scored:
-        raise InputFileNotFoundError(
-            f"--policy {text!r}: the run has no scored snapshots in {run_dir}/snapshots "
-            f"(train it with snapshots kept to collect {skill} data)"
-        )
-    if skill == "mixed":
-        metric, final_score = _snapshot_metric(scored[-1]["scores"])  # type: ignore[misc]
-        target = MIXED_FRACTION * final_score
-        chosen = min(scored, key=lambda s: abs(_snapshot_metric(s["scores"])[1] - target))  # type: ignore[index]
-        plan.score = chosen["scores"]
-        plan.policies = [
-            AgentPolicy(
-                chosen["path"],
-                deterministic,
-                {
-                    **base,
-                    "name": f"snapshot step {chosen['step']}",
-                    "step": chosen["step"],
-                    "target": {"metric": metric, "value": target, "final": final_score},
-                },
-            )
-        ]
-        return plan
-    plan.score = {"snapshots": {str(s["step"]): s["scores"] for s in scored}}
-    plan.policies = [
-        AgentPolicy(
-            s["path"],
-            deterministic,
-            {**base, "name": f"snapshot step {s['step']}", "step": s["step"]},
-        )
-        for s in scored
-    ]
-    return plan
+def check_policy_options(epsilon: float, action_mode: str) -> None:
+    """Raise InputError for an ``epsilon`` outside [0, 1] or an unknown ``action_mode``."""
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not 0 <= epsilon <= 1:
+        raise InputError(f"--epsilon must be a number in [0, 1], got {epsilon!r}")
+    if action_mode not in ACTION_MODES:
+        raise InputError(unknown_name_message("action mode", action_mode, ACTION_MODES))
 
 
 # -- splits -----------------------------------------------------------------------------------
@@ -579,7 +509,9 @@ def collect(
 
     Args:
         env_id: A registered gengap env id.
-        policy: A :class:`PolicyPlan` from :func:`make_policy`, or one :class:`Policy`.
+        policy: A resolved :class:`PolicyPlan` (:func:`make_policy`, or
+            :func:`gengap.drivers.collect.resolve_policy` for a run folder), or one
+            :class:`Policy`.
         out: The dataset folder to create.
         num_transitions: Stop after this many transitions.
         num_episodes: Stop after this many completed episodes.
@@ -729,7 +661,9 @@ def _roll_out(
 
     while done < budget:
         actions = policy.act(obs, env)
+        taken_on = obs
         obs, rewards, terminations, truncations, infos = env.step(actions)
+        policy.taken(taken_on, actions, rewards)
         # The last step may be partial: only as many envs as transitions are still wanted.
         active = min(num_envs, budget - done) if by_transitions else num_envs
         final_obs = infos.get("final_obs")

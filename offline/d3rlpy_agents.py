@@ -30,9 +30,12 @@ Files: d3rlpy's pickle-based ``save``/``save_model`` are not used either; the we
 every d3rlpy module (targets included) go to safetensors, optimizer states to a
 ``weights_only`` torch file, the update count (d3rlpy's ``grad_step``) to JSON.
 
-Decision Transformer acting: gengap's ``Agent.act`` sees one observation per env and no
-episode history, so ``dt`` acts on a context of one step (the current observation, the
-target return, timestep 0). It trains on full ``context_size`` windows.
+Decision Transformer acting: ``dt`` sets ``Agent.context_length`` to ``context_size - 1``,
+so the evaluation and collection loops hand it each env's episode so far
+(:class:`gengap.agents.history.EpisodeHistory`); it acts on the last ``context_size``
+steps (observations, actions, returns-to-go from ``target_return`` as d3rlpy's
+``StatefulTransformerWrapper`` computes them, timesteps), left-padded like its training
+windows, all envs in one forward pass.
 """
 
 from __future__ import annotations

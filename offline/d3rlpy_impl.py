@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import d3rlpy.algos
@@ -28,7 +29,9 @@ from torch import nn
 
 from gengap.agents.base import TransitionSource
 from gengap.agents.checkpoint import space_from_dict, space_to_dict
+from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ObservationEncoder
+from gengap.envs.errors import InputError
 from gengap.offline.learner import (
     ActionScaler,
     OfflineConfig,
@@ -151,6 +154,9 @@ class D3rlpyAgent(OfflineLearner):
         self.sequence = isinstance(self.d3rlpy_config, DecisionTransformerConfig
                                    | DiscreteDecisionTransformerConfig)
         self.target_return = getattr(config, "target_return", None)
+        # The transformer reads the current step and the context_size - 1 before it.
+        self.context_length = int(getattr(config, "context_size", 1)) - 1 \
+            if self.sequence else 0
         self._returns_to_go: np.ndarray | None = None
         self._bounds: np.ndarray | None = None
 
@@ -218,15 +224,16 @@ class D3rlpyAgent(OfflineLearner):
 
     def read_batch(self, dataset: TransitionSource, update: int) -> dict[str, Any]:
         if not self.sequence:
-            return dataset.transitions(self.sample_indices(update, dataset.num_transitions))
+            return dataset.transitions(self.sample_indices(update, dataset))
         return self.read_windows(dataset, update)
 
     def read_windows(self, dataset: TransitionSource, update: int) -> dict[str, Any]:
-        """``batch_size`` windows of ``context_size`` steps ending at uniform transitions,
-        left-padded (``valid`` False) where the episode started later; numpy only."""
+        """``batch_size`` windows of ``context_size`` steps ending at uniform transitions
+        (:meth:`sample_indices`), left-padded (``valid`` False) where the episode started
+        later; numpy only."""
         assert self._bounds is not None and self._returns_to_go is not None
         context = int(getattr(self.config, "context_size", 20))
-        ends = self.batch_rng(update).integers(0, dataset.num_transitions, size=self.batch_size)
+        ends = self.sample_indices(update, dataset)
         starts = self._bounds[np.searchsorted(self._bounds, ends, side="right") - 1]
         rows = ends[:, None] + (np.arange(context) - (context - 1))[None, :]  # (B, K)
         valid = rows >= starts[:, None]
@@ -301,47 +308,130 @@ class D3rlpyAgent(OfflineLearner):
         return {k: float(v) for k, v in losses.items()}
 
     # -- acting -------------------------------------------------------------------------
-    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+    def act(
+        self,
+        obs: Any,
+        deterministic: bool = True,
+        histories: Sequence[EpisodeHistory] | None = None,
+    ) -> np.ndarray:
         """Actions for a batch of observations (leading axis = batch).
 
         Q-learning algorithms act greedily (``deterministic=False`` samples where the
-        d3rlpy policy is stochastic); ``dt`` acts on a one-step context (module docstring).
+        d3rlpy policy is stochastic); ``dt`` acts on each observation's episode so far
+        (``histories``; None: the first step of an episode), see :meth:`context_windows`.
         """
         size = check_batch(self.observation_space, obs)
         with torch.no_grad(), self.rng_scope():
-            x = self._observations(obs)
             if self.sequence:
-                output = self._act_sequence(x, size, deterministic)
+                output = self._act_sequence(obs, size, deterministic, histories)
             elif deterministic:
-                output = self.impl.predict_best_action(x)
+                output = self.impl.predict_best_action(self._observations(obs))
             else:
-                output = self.impl.sample_action(x)
+                output = self.impl.sample_action(self._observations(obs))
         actions = output.cpu().numpy()
         if self.scaler is None:
             return actions.reshape(size).astype(np.int64)
         return self.scaler.unscale(actions.reshape(size, self.action_size)).astype(
             self.action_space.dtype, copy=False)
 
-    def _act_sequence(self, x: Any, size: int, deterministic: bool) -> torch.Tensor:
-        def one_step(t: torch.Tensor) -> torch.Tensor:
-            return t.unsqueeze(1)
+    def _act_sequence(self, obs: Any, size: int, deterministic: bool,
+                      histories: Sequence[EpisodeHistory] | None) -> torch.Tensor:
+        window = self.context_windows(obs, size, histories)
+        valid = window["valid"]
+        context = valid.shape[1]
 
-        observations = [one_step(t) for t in x] if isinstance(x, list) else one_step(x)
-        width = 1 if self.discrete else self.action_size
-        zeros = torch.zeros(size, 1, width, device=self.device)
-        target = float(self.target_return or 0.0)
-        rtg = torch.full((size, 1, 1), target, device=self.device)
-        timesteps = torch.zeros(size, 1, dtype=torch.long, device=self.device)
-        no_padding = torch.zeros(size, 1, device=self.device)
+        def flat(values: Any) -> Any:  # (B, K, ...) -> (B * K, ...)
+            if isinstance(values, dict):
+                return {k: flat(v) for k, v in values.items()}
+            return values.reshape(size * context, *values.shape[2:])
+
+        def sequences(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.reshape(size, context, *tensor.shape[1:])
+
+        x = self._observations(flat(window["obs"]))
+        observations = [sequences(t) for t in x] if isinstance(x, list) else sequences(x)
+        masks = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
+        actions = sequences(self._actions(flat(window["action"]))) * masks.unsqueeze(-1)
+        returns_to_go = torch.as_tensor(window["returns_to_go"], dtype=torch.float32,
+                                        device=self.device).unsqueeze(-1)
+        timesteps = torch.as_tensor(window["timesteps"], dtype=torch.long, device=self.device)
         transformer = self.impl.modules.transformer
         transformer.eval()
-        output = transformer(observations, zeros, rtg, timesteps, no_padding)
+        # d3rlpy's transformers take the attention mask as 1 where a position is padding.
+        output = transformer(observations, actions, returns_to_go, timesteps, 1 - masks)
         if not self.discrete:
             return torch.as_tensor(output[:, -1])
         logits = output[1][:, -1]
         if deterministic:
             return logits.argmax(dim=-1)
         return torch.distributions.Categorical(logits=logits).sample()
+
+    def context_windows(self, obs: Any, size: int,
+                        histories: Sequence[EpisodeHistory] | None) -> dict[str, Any]:
+        """The Decision Transformer's input for a batch: per env, the last ``context_size
+        - 1`` steps of its history and the current observation, as numpy ``(B, K, ...)``
+        arrays left-padded like the training windows (:meth:`read_windows`).
+
+        Returns-to-go follow d3rlpy's ``StatefulTransformerWrapper``: the target return
+        minus the rewards received before that step (so the current step's is
+        ``target_return - episode_return``). Timesteps count from the episode's start,
+        as in training, clipped to ``max_timestep - 1``. The action at the current step
+        (unknown yet) is padding; the transformer predicts it from the observation token,
+        which does not attend to it.
+
+        Raises:
+            InputError: If ``histories`` is not one per observation.
+        """
+        context = int(getattr(self.config, "context_size", 20))
+        past = context - 1
+        if histories is not None and len(histories) != size:
+            raise InputError(f"histories must hold one EpisodeHistory per observation "
+                             f"({size}), got {len(histories)}")
+        target = float(self.target_return or 0.0)
+        valid = np.zeros((size, context), dtype=bool)
+        valid[:, -1] = True
+        returns_to_go = np.zeros((size, context), dtype=np.float32)
+        returns_to_go[:, -1] = target
+        timesteps = np.zeros((size, context), dtype=np.int64)
+        action_shape = tuple(self.action_space.shape or ())
+        action_dtype = np.float32 if self.scaler is not None else np.int64
+        actions = np.zeros((size, context, *action_shape), dtype=action_dtype)
+
+        def window_of(batch: np.ndarray) -> np.ndarray:
+            out = np.zeros((size, context, *batch.shape[1:]), dtype=batch.dtype)
+            out[:, -1] = batch
+            return out
+
+        observations: Any = ({k: window_of(np.asarray(v)) for k, v in obs.items()}
+                             if isinstance(obs, dict) else window_of(np.asarray(obs)))
+        for row, history in enumerate(histories or []):
+            kept = min(past, len(history.observations))
+            returns_to_go[row, -1] = target - history.episode_return
+            timesteps[row, -1] = history.steps
+            if kept == 0:
+                continue
+            span = slice(context - 1 - kept, context - 1)
+            valid[row, span] = True
+            rewards = np.asarray(list(history.rewards)[-kept:], dtype=np.float64)
+            # the return before each kept step: the episode's, less what it and later earned
+            before = history.episode_return - np.cumsum(rewards[::-1])[::-1]
+            returns_to_go[row, span] = target - before
+            timesteps[row, span] = history.steps - kept + np.arange(kept)
+            actions[row, span] = np.stack(list(history.actions)[-kept:])
+            steps = list(history.observations)[-kept:]
+            if isinstance(observations, dict):
+                for key, values in observations.items():
+                    values[row, span] = np.stack([step[key] for step in steps])
+            else:
+                observations[row, span] = np.stack(steps)
+        max_step = int(getattr(self.config, "max_timestep", 1000)) - 1
+        return {
+            "obs": observations,
+            "action": actions,
+            "returns_to_go": returns_to_go * valid,
+            "timesteps": np.clip(timesteps, 0, max_step) * valid,
+            "valid": valid,
+        }
 
 
 __all__ = ["D3rlpyAgent", "GengapEncoder", "GengapEncoderFactory", "d3rlpy_config_class"]

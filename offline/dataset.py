@@ -29,7 +29,8 @@ over chunks of 64 consecutive frames exploits how little a frame changes from th
 same episodes (238 MB). The price is random access: a row costs its chunk's
 decompression (~0.3 ms), so reads go through a bounded LRU cache of decompressed chunks
 and :meth:`Dataset.sample_indices` draws training minibatches from a pool of resident
-chunks (a shuffle buffer) instead of one chunk per sample. Small per-step fields stay raw
+chunks (a shuffle buffer, a function of the seed and the update number) instead of one
+chunk per sample. Small per-step fields stay raw
 and memory-mapped; nothing ever needs every frame in RAM. Minari (arrow, CHW, lossless)
 and d3rlpy are export/import targets: ``gengap.offline.interop``'s ``to_minari``,
 ``from_minari`` and ``to_d3rlpy``.
@@ -620,6 +621,16 @@ def _return_stats(episodes: list[EpisodeStats]) -> dict[str, Any]:
 
 
 # -- reading ----------------------------------------------------------------------------------
+def _mix64(values: Any) -> np.ndarray:
+    """SplitMix64's finalizer: a counter-based hash, so a pool slot's chunk is computed from
+    (seed, refresh number) without replaying the refreshes before it."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(values, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))  # type: ignore[no-any-return]
+
+
 class _ChunkedField:
     """Random row access to a zstd-chunked field through an LRU cache of decompressed chunks.
 
@@ -788,7 +799,6 @@ class Dataset:
             )
         # first observation row of every episode (rows hold T + 1 observations per episode)
         self._row_starts = self._bounds[:-1] + np.arange(num_episodes, dtype=np.int64)
-        self._pool: np.ndarray | None = None
         self._combinations: list[list[tuple[Any, ...]]] | None = None
         if (path / "episodes/combinations.json").is_file():
             raw = json.loads((path / "episodes/combinations.json").read_text(encoding="utf-8"))
@@ -866,26 +876,38 @@ class Dataset:
         """The combinations each episode's mission named, or None (no combination axis)."""
         return None if self._combinations is None else [list(c) for c in self._combinations]
 
-    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        """Transition indices for one training minibatch, drawn so that reading them is fast.
+    def sample_indices(self, batch_size: int, *, seed: int, update: int) -> np.ndarray:
+        """Transition indices for training minibatch ``update``, drawn so that reading them
+        is fast; a function of ``(seed, update)`` alone.
 
         Random rows of a compressed store each cost a whole chunk's decompression, so this
         samples like a shuffle buffer: uniformly from a pool of chunks kept decompressed
-        (half the read cache), replacing ``ceil(batch_size / chunk_rows)`` pool chunks by
-        uniformly drawn ones at every call. Every transition is equally likely in the long
-        run, and consecutive minibatches share most of their pool. Without compressed
-        fields this is plain uniform sampling. Learners that choose their own indices can
-        use :meth:`transitions` directly (uniform random indices read ~20-50x slower).
+        (half the read cache), of which ``ceil(batch_size / chunk_rows)`` are replaced by
+        uniformly drawn chunks at every update, round robin. Every transition is equally
+        likely (each pool slot holds a uniform chunk at every update), and consecutive
+        minibatches share most of their pool. The pool of update ``u`` is computed, not
+        carried over, so minibatch ``u`` is the same whether the updates before it ran in
+        this process, in a killed one before a resume, or not at all. Without compressed
+        fields this is plain uniform sampling. Uniform random indices through
+        :meth:`transitions` read ~20-50x slower on a dataset larger than the cache.
 
         Args:
             batch_size: Number of indices.
-            rng: The generator to draw with (the pool is drawn from it too).
+            seed: Seeds the draw (a learner passes its own seed).
+            update: The minibatch's number (0-based).
 
         Returns:
             ``int64`` transition indices, shape ``(batch_size,)``.
+
+        Raises:
+            InputError: For a non-positive ``batch_size`` or a negative seed or update.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        for name, value in (("seed", seed), ("update", update)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise InputError(f"{name} must be a non-negative integer, got {value!r}")
+        rng = np.random.default_rng([int(seed), int(update)])
         chunked = [f for f in self._obs.values() if isinstance(f, _ChunkedField)]
         if not chunked:
             return rng.integers(0, self.num_transitions, batch_size, dtype=np.int64)
@@ -893,15 +915,18 @@ class Dataset:
         num_chunks = len(field.offsets) - 1
         pool_size = max(1, min(num_chunks, field.cache_chunks // 2))
         refresh = min(pool_size, -(-batch_size // field.chunk_rows))
-        if self._pool is None or len(self._pool) != pool_size:
-            self._pool = rng.choice(num_chunks, pool_size, replace=False).astype(np.int64)
-        else:
-            slots = rng.choice(pool_size, refresh, replace=False)
-            self._pool[slots] = rng.integers(0, num_chunks, refresh)
+        # Refresh number r (r = 0, 1, ...) fills slot r % pool_size at update r // refresh;
+        # each slot holds the chunk of its latest refresh up to this update (the numbers
+        # below 0 are the initial pool).
+        slots = np.arange(pool_size, dtype=np.int64)
+        latest = (update + 1) * refresh - 1
+        refreshes = slots + pool_size * ((latest - slots) // pool_size)
+        pool = (_mix64(_mix64(np.uint64(seed)) ^ (refreshes + pool_size).astype(np.uint64))
+                % np.uint64(num_chunks)).astype(np.int64)
         picks = np.empty(0, dtype=np.int64)
         while len(picks) < batch_size:
             needed = 2 * (batch_size - len(picks)) + 8
-            rows = self._pool[rng.integers(0, pool_size, needed)] * field.chunk_rows
+            rows = pool[rng.integers(0, pool_size, needed)] * field.chunk_rows
             rows = rows + rng.integers(0, field.chunk_rows, needed)
             episodes = np.searchsorted(self._row_starts, rows, side="right") - 1
             transitions = rows - episodes

@@ -2,10 +2,12 @@
 
 A learner never holds the dataset: update ``u`` reads only the ``batch_size`` rows it
 draws, through ``TransitionSource.transitions`` (a memory-mapped store then reads a
-batch, never the whole file). The rows of update ``u`` are a function of ``(seed, u)``
-alone, so a background thread reads batch ``u + 1`` while update ``u`` trains, and a
-resumed run draws exactly the rows an uninterrupted one would. The rest of training's
-randomness (torch sampling, dropout) runs on RNG states the agent owns, inside
+batch, never the whole file), drawn by ``Dataset.sample_indices`` where the source is a
+gengap dataset (a pool of resident chunks: compressed frames stay cheap to read). The
+rows of update ``u`` are a function of ``(seed, u)`` alone, so a background thread reads
+batch ``u + 1`` while update ``u`` trains, and a resumed run draws exactly the rows an
+uninterrupted one would. The rest of training's randomness (torch sampling, dropout)
+runs on RNG states the agent owns, inside
 :func:`torch.random.fork_rng`, so the same seed gives the same weights whatever else the
 process does, and a checkpoint holds those states.
 
@@ -44,9 +46,14 @@ from gengap.agents.base import (
     read_config,
     resolve_device,
 )
-from gengap.agents.networks import FEATURES_EXTRACTORS
+from gengap.agents.networks import (
+    FEATURES_EXTRACTORS,
+    check_features_extractor_fits,
+    resolve_auto_extractor,
+)
 from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import unknown_name_message
+from gengap.offline.dataset import Dataset
 
 STATE_FILE = "training_state.json"
 OPTIMIZER_FILE = "optimizers.safetensors"  # + optimizers.json (ckpt.save_tensor_state)
@@ -157,6 +164,18 @@ class OfflineConfig(AgentConfig):
             return False
         return super().fits_action_space(action_space)
 
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse an observation space the features extractor does not fit (one line)."""
+        check_features_extractor_fits(self.features_extractor, observation_space,
+                                      self.features_dim, where=env_id or "the env")
+
+    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
+        """The config with ``features_extractor="auto"`` replaced by its pick for the space."""
+        name = resolve_auto_extractor(self.features_extractor, observation_space)
+        return self if name == self.features_extractor else self.replace(features_extractor=name)
+
     def check_spaces(self, action_space: gymnasium.Space[Any]) -> None:
         """Raise InputError (one line, naming the offline algorithms that fit) if the
         algorithm cannot learn this action space."""
@@ -234,10 +253,19 @@ class OfflineLearner(OfflineAgent):
         the seed and the update alone."""
         return np.random.default_rng([self.config.seed, update])
 
-    def sample_indices(self, update: int, num_transitions: int) -> np.ndarray:
-        """``batch_size`` uniform transition indices for update ``update``, sorted
-        (neighbouring rows share a compressed chunk or a page)."""
-        rows = self.batch_rng(update).integers(0, num_transitions, size=self.batch_size)
+    def sample_indices(self, update: int, dataset: TransitionSource) -> np.ndarray:
+        """``batch_size`` transition indices for update ``update``: a function of the seed
+        and the update alone.
+
+        A gengap :class:`~gengap.offline.dataset.Dataset` draws them
+        (:meth:`~gengap.offline.dataset.Dataset.sample_indices`: uniform over transitions,
+        from a pool of chunks kept decompressed, so a batch costs a few chunk
+        decompressions instead of one per row); any other source gets uniform indices,
+        sorted (neighbouring rows share a page).
+        """
+        if isinstance(dataset, Dataset):
+            return dataset.sample_indices(self.batch_size, seed=self.config.seed, update=update)
+        rows = self.batch_rng(update).integers(0, dataset.num_transitions, size=self.batch_size)
         return np.sort(rows)
 
     # -- what subclasses provide -----------------------------------------------------------

@@ -26,6 +26,9 @@ from gengap.scripts.bench import bench_targets
 USAGE_ERROR = 2
 BUG = 1
 INTERRUPTED = 130
+#: What a Unix tool killed by SIGPIPE reports: the reader of stdout went away
+#: (``gengap dataset info DS | head``), which is no error of gengap's.
+CLOSED_PIPE = 128 + 13
 # Evaluations a run stores (the report's --tag); studies add "study:<evaluation name>".
 REPORT_TAGS = ("final", "final-greedy", "final-sampled", "eval-greedy", "eval-sampled", "latest")
 
@@ -558,7 +561,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gengap.scripts import commands
 
         handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{command}")
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that the exit's own flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_PIPE
     except UsageError as error:
         print(f"{error}", file=sys.stderr)
         return USAGE_ERROR

@@ -1,4 +1,5 @@
-"""``gengap collect`` and ``gengap dataset info|verify``: thin wrappers over gengap.offline."""
+"""``gengap collect`` and ``gengap dataset info|verify``: thin wrappers over gengap.offline
+(and gengap.drivers.collect, which resolves run-folder policies)."""
 
 from __future__ import annotations
 
@@ -108,9 +109,10 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from gengap.offline.collect import collect, make_policy, training_split
+    from gengap.drivers.collect import resolve_policy
+    from gengap.offline.collect import collect, training_split
 
-    plan = make_policy(args.policy, epsilon=args.epsilon, action_mode=args.action_mode)
+    plan = resolve_policy(args.policy, epsilon=args.epsilon, action_mode=args.action_mode)
     split = training_split(args.env_id, plan.split, args.train_levels)
     options = dict(args.env_option) if args.env_option else None
     path = collect(

@@ -37,6 +37,7 @@ from gengap.agents import (
 from gengap.agents.checkpoint import atomic_directory, space_from_dict, space_to_dict
 from gengap.agents.networks import (
     GoalFiLMCNN,
+    GoalFiLMPoolCNN,
     ImpalaCNN,
     MiniGridCNN,
     SlotAttentionExtractor,
@@ -307,32 +308,56 @@ def test_slot_attention_extractor_is_a_masked_set_function(self_attention: bool)
     with pytest.raises(ValueError, match="keys"):
         SlotAttentionExtractor(spaces.Dict({"slots": space["slots"]}))
 
-def test_goal_film_cnn_is_chosen_for_pixels_and_a_goal() -> None:
+def test_goal_film_pool_cnn_is_chosen_for_pixels_and_a_goal() -> None:
     env = genv.make("gengap/shapes-objectgoal-v0", num_envs=2, obs_mode="pixels")
     agent = default_agent_config("ppo", "shapes", device="cpu").create(
         env.single_observation_space, env.single_action_space)
     extractor = agent.model.policy.features_extractor  # type: ignore[attr-defined]
-    assert isinstance(extractor, GoalFiLMCNN)
+    assert isinstance(extractor, GoalFiLMPoolCNN)
     obs, _ = env.reset(seed=0)
     env.close()
     assert agent.act(obs).shape == (2,)
     space = spaces.Dict({"pixels": spaces.Box(0.0, 1.0, (3, 64, 64), np.float32),
                          "goal": spaces.Box(0.0, 1.0, (16,), np.float32)})
-    assert auto_features_extractor(space) == "goal_film_cnn"
+    assert auto_features_extractor(space) == "goal_film_pool_cnn"
     assert auto_features_extractor(spaces.Dict({**space.spaces, "extra": space["goal"]})) == (
         "combined")
+    for extractor_cls in (GoalFiLMCNN, GoalFiLMPoolCNN):
+        torch.manual_seed(0)
+        film = extractor_cls(space, features_dim=32)
+        torch.nn.init.normal_(film.films[0].weight)  # an untrained FiLM layer is near identity
+        images, goal = torch.rand(3, 3, 64, 64), torch.rand(3, 16)
+        with torch.no_grad():
+            features = film({"pixels": images, "goal": goal})
+            assert features.shape == (3, 32 + 64) == (3, film.features_dim)
+            # The goal modulates the image features, not only the goal embedding.
+            other = film({"pixels": images, "goal": goal.flip(0)})
+            assert not torch.allclose(other[:, :32], features[:, :32])
+        with pytest.raises(InputError, match=f"{extractor_cls.__name__} needs a Dict"):
+            extractor_cls(spaces.Dict({"goal": space["goal"]}))
+
+
+def test_goal_film_pool_cnn_finds_an_object_wherever_it_is() -> None:
+    """Max-pooling over space keeps where an object is (through the coordinate channels):
+    moving a lone object changes the features; there is no dense per-position readout;
+    bad layer settings are refused."""
+    space = spaces.Dict({"pixels": spaces.Box(0.0, 1.0, (3, 64, 64), np.float32),
+                         "goal": spaces.Box(0.0, 1.0, (16,), np.float32)})
     torch.manual_seed(0)
-    film = GoalFiLMCNN(space, features_dim=32)
-    torch.nn.init.normal_(film.films[0].weight)  # an untrained FiLM layer is near identity
-    images, goal = torch.rand(3, 3, 64, 64), torch.rand(3, 16)
+    pool = GoalFiLMPoolCNN(space, features_dim=32)
+    goal = torch.zeros(2, 16)
+    images = torch.zeros(2, 3, 64, 64)
+    images[0, 0, 10:18, 10:18] = 1.0  # a red square top-left
+    images[1, 0, 40:48, 44:52] = 1.0  # the same square bottom-right
     with torch.no_grad():
-        features = film({"pixels": images, "goal": goal})
-        assert features.shape == (3, 32 + 64) == (3, film.features_dim)
-        # The goal modulates the image features, not only the goal embedding.
-        other = film({"pixels": images, "goal": goal.flip(0)})
-        assert not torch.allclose(other[:, :32], features[:, :32])
-    with pytest.raises(InputError, match="GoalFiLMCNN needs a Dict"):
-        GoalFiLMCNN(spaces.Dict({"goal": space["goal"]}))
+        features = pool({"pixels": images, "goal": goal})
+    assert not torch.allclose(features[0], features[1])
+    assert sum(p.numel() for p in pool.parameters()) < sum(
+        p.numel() for p in GoalFiLMCNN(space).parameters()) / 10  # no dense map readout
+    with pytest.raises(InputError, match="unknown pooling 'mean'"):
+        GoalFiLMCNN(space, pooling="mean")
+    with pytest.raises(InputError, match="one stride per conv layer"):
+        GoalFiLMCNN(space, channels=(8, 8), strides=(2,))
 
 
 def test_procgen_pixels_ppo(tmp_path: Path) -> None:
@@ -427,3 +452,27 @@ def test_agent_saved_for_cuda_loads_on_this_machine(tmp_path: Path) -> None:
     assert loaded.device == resolve_device("auto")
     obs = np.zeros((4, 3), np.float32)
     np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "bc"])
+def test_a_saved_agent_records_what_auto_picked_and_loads_after_the_default_changes(
+    algo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gengap.offline  # noqa: F401  (registers the offline learners, bc among them)
+
+    env = genv.make("gengap/minigrid-doorkey-5x5-v0")
+    config = default_agent_config(algo, "minigrid")
+    assert config.features_extractor == "auto"  # type: ignore[attr-defined]
+    agent = config.create(env.observation_space, env.action_space)
+    assert agent.config.features_extractor == "minigrid_cnn"  # type: ignore[attr-defined]
+    agent.save(tmp_path / "agent")
+    obs = np.stack([env.reset(seed=s)[0] for s in range(4)])
+    before = agent.act(obs)
+    # A later gengap picks another network for "auto": the saved agent must still rebuild
+    # the one it was trained with.
+    import gengap.agents.networks as networks
+
+    monkeypatch.setattr(networks, "auto_features_extractor", lambda space: "mlp")
+    loaded = load_agent(tmp_path / "agent")
+    assert loaded.config.features_extractor == "minigrid_cnn"  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(loaded.act(obs), before)

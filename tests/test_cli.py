@@ -65,6 +65,26 @@ def test_envs_table_lists_every_registered_env(capsys):
             "SAC needs a continuous (Box) action space; gengap/minigrid-doorkey-5x5-v0 has "
             "Discrete(7); algorithms that fit: dqn, ppo",
         ),
+        # The observation space is checked against the agent's network when the config
+        # is built: the auto choice, an explicit one, and a third-party extractor's assert.
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--env-option", "obs_mode=full"],
+            "gengap/minigrid-doorkey-5x5-v0 observations do not fit features extractor "
+            "'minigrid_cnn' (auto): MiniGridCNN needs H and W >= 6, got observation shape "
+            "(3, 5, 5); the agent option features_extractor picks another",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0",
+             "--agent", "features_extractor=slot_attention"],
+            "observations do not fit features extractor 'slot_attention': "
+            "SlotAttentionExtractor needs a Dict space with keys",
+        ),
+        (
+            ["train", "--env", "gengap/minigrid-doorkey-5x5-v0",
+             "--agent", "features_extractor=nature_cnn"],
+            "observations do not fit features extractor 'nature_cnn': You should use NatureCNN "
+            "only with images",
+        ),
         (
             ["train", "--env", "gengap/minigrid-doorkey-5x5-v0", "--eval-every", "-5"],
             "--eval-every must be a non-negative integer, got -5",

@@ -197,3 +197,28 @@ def test_interrupted_train_with_a_checkpoint_says_how_to_resume(
         f"gengap train: interrupted; the last checkpoint is kept: resume with "
         f"`gengap train --resume {copy}`",
     ]
+
+
+def test_a_reader_that_goes_away_is_not_a_bug(tmp_path):
+    """``gengap dataset info DS | head -1``: stdout's reader closes the pipe; gengap stops
+    quietly with a Unix tool's SIGPIPE status instead of printing a bug report. (Commands
+    that print through rich get rich's own quiet exit.)"""
+    import os
+    import subprocess
+    import sys
+
+    from gengap.offline.collect import collect, make_policy
+    from gengap.scripts.cli import CLOSED_PIPE
+
+    dataset = collect(DOORKEY, make_policy("random"), tmp_path / "ds", num_transitions=8,
+                      num_envs=1)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before gengap writes anything
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "gengap.scripts.cli", "dataset", "info", str(dataset)],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert result.returncode == CLOSED_PIPE, result.stderr
+    assert result.stderr == ""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
+from gengap.drivers.collect import resolve_policy
 from gengap.envs import Split
 from gengap.envs.babyai import mixed_split
-from gengap.envs.errors import InputError, InputFileExistsError
+from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.offline.collect import bot_demonstrations, collect, make_policy
 from gengap.offline.dataset import Dataset
 
@@ -84,6 +86,12 @@ def test_shapes_world_episodes_record_their_goal_combination(tmp_path):
 def test_collect_refuses_bad_input(tmp_path):
     with pytest.raises(InputError, match="unknown policy 'rnadom'; did you mean 'random'"):
         make_policy("rnadom")
+    with pytest.raises(InputError, match="unknown policy 'rnadom'; did you mean 'random'"):
+        resolve_policy("rnadom")
+    with pytest.raises(InputFileNotFoundError, match="is not a gengap run folder"):
+        resolve_policy(f"{tmp_path / 'nowhere'}@mixed")
+    with pytest.raises(InputError, match="looks like a run folder: resolve it with"):
+        make_policy(f"{tmp_path / 'nowhere'}@mixed")
     with pytest.raises(InputError, match="--epsilon must be a number in"):
         make_policy("random", epsilon=1.5)
     with pytest.raises(InputError, match="--transitions must be a positive integer, got 0"):
@@ -128,7 +136,6 @@ DOORKEY = "gengap/minigrid-doorkey-5x5-v0"
 def run_with_snapshots(tmp_path_factory):
     """A tiny trained PPO run, plus snapshots in the drivers' layout (agent dir +
     snapshot.json) with made-up held-out scores, so skill selection can be checked."""
-    import shutil
 
     from gengap.drivers.train import run_experiment
     from gengap.eval.runs import ExperimentConfig
@@ -166,7 +173,7 @@ def run_with_snapshots(tmp_path_factory):
 
 def test_run_folder_policies_pick_snapshots_by_held_out_score(tmp_path, run_with_snapshots):
     run_dir = run_with_snapshots
-    mixed = make_policy(f"{run_dir}@mixed")
+    mixed = resolve_policy(f"{run_dir}@mixed")
     # 75% of the final held-out success 0.8 is 0.6: step 192 (0.7) is closest. The run's env,
     # split and options come with the policy.
     assert [p.description["step"] for p in mixed.policies] == [192]
@@ -182,7 +189,7 @@ def test_run_folder_policies_pick_snapshots_by_held_out_score(tmp_path, run_with
     assert card["policy_score"]["test"]["success"] == 0.7
     assert set(Dataset.open(path).level_seeds().tolist()) <= {0, 1, 2, 3}
 
-    sub = make_policy(f"{run_dir}@suboptimal", action_mode="greedy")
+    sub = resolve_policy(f"{run_dir}@suboptimal", action_mode="greedy")
     path = collect(DOORKEY, sub, tmp_path / "sub", num_transitions=203, num_envs=2)
     card = Dataset.open(path).card
     assert Dataset.open(path).num_transitions == 203
@@ -191,27 +198,29 @@ def test_run_folder_policies_pick_snapshots_by_held_out_score(tmp_path, run_with
 
     # @best: the highest training-level score, the latest of equals (steps 64-256 all have
     # 0.9 on training levels); held-out scores do not choose it.
-    best = make_policy(f"{run_dir}@best")
+    best = resolve_policy(f"{run_dir}@best")
     assert best.skill == "best" and [p.description["step"] for p in best.policies] == [256]
     assert best.policies[0].description["chosen_by"] == {
         "part": "train", "metric": "success", "value": 0.9}
-    data = json.loads((run_dir / "snapshots" / "step-128" / "snapshot.json").read_text())
+    copy = tmp_path / "run-copy"  # the fixture is shared: change a copy
+    shutil.copytree(run_dir, copy)
+    data = json.loads((copy / "snapshots" / "step-128" / "snapshot.json").read_text())
     data["scores"]["train"]["success"] = 0.95  # best on training levels, not on held-out ones
-    (run_dir / "snapshots" / "step-128" / "snapshot.json").write_text(json.dumps(data))
-    best = make_policy(f"{run_dir}@best", action_mode="greedy")
+    (copy / "snapshots" / "step-128" / "snapshot.json").write_text(json.dumps(data))
+    best = resolve_policy(f"{copy}@best", action_mode="greedy")
     assert [p.description["step"] for p in best.policies] == [128]
     path = collect(DOORKEY, best, tmp_path / "best", num_transitions=50, num_envs=2)
     card = Dataset.open(path).card
     assert card["skill_level"] == "best" and card["policy"]["step"] == 128
     assert card["policy_score"]["test"]["success"] == 0.45
 
-    expert = make_policy(str(run_dir), epsilon=0.1)
+    expert = resolve_policy(str(run_dir), epsilon=0.1)
     assert expert.skill == "expert" and expert.policies[0].description["epsilon"] == 0.1
     assert expert.score is not None and expert.score["test"]["success"] == 0.8
     with pytest.raises(InputError, match="differs from the env the policy's run trained on"):
         collect(CHASER, expert, tmp_path / "wrong", num_transitions=10)
     with pytest.raises(InputError, match="unknown skill level 'expret'"):
-        make_policy(f"{run_dir}@expret")
+        resolve_policy(f"{run_dir}@expret")
 
 
 def test_cli_collect_info_verify_and_bad_input(tmp_path, capsys, run_with_snapshots):

@@ -247,3 +247,73 @@ def test_a_neutral_scale_after_a_changed_one_restores_the_nominal_model():
     assert np.array_equal(env.unwrapped.model.body_mass, nominal["body_mass"])
     assert np.array_equal(env.unwrapped.model.body_inertia, nominal["body_inertia"])
     assert np.allclose(env.unwrapped.model.geom_friction[:, 0], nominal["geom_friction"][:, 0] / 2)
+
+
+def _reference_arrays(nominal, model, context):
+    """The model arrays ``context`` should give, computed plainly from the nominal ones."""
+    arrays = {k: v.copy() for k, v in nominal.items()}
+    ordered = sorted(context.items(), key=lambda item: "." in item[0])  # scales first
+    for param, value in ordered:
+        kind, _, name = param.partition(".")
+        if kind == "mass_scale":
+            arrays["body_mass"] *= value
+            arrays["body_inertia"] *= value
+        elif kind == "friction_scale":
+            arrays["geom_friction"][:, 0] *= value
+        elif kind == "world_friction":
+            arrays["geom_friction"][:, 0] = value
+        elif kind == "gear_scale":
+            arrays["actuator_gear"] *= value
+        elif kind == "damping_scale":
+            arrays["dof_damping"] *= value
+        elif kind == "gravity":
+            arrays["gravity"][2] = value
+        elif kind == "mass":
+            body = model.body(name).id
+            # the same shape at the named mass: nominal inertia x mass / nominal mass
+            arrays["body_inertia"][body] = (nominal["body_inertia"][body] * value
+                                            / nominal["body_mass"][body])
+            arrays["body_mass"][body] = value
+        elif kind == "damping":
+            arrays["dof_damping"][model.jnt_dofadr[model.joint(name).id]] = value
+    return arrays
+
+
+def test_mixed_contexts_in_any_order_give_the_reference_model_every_reset():
+    # whole-model scales write nominal * value directly, and scale in place what another
+    # parameter (world_friction) wrote first; named values win; nothing lingers.
+    params = ("world_friction", "friction_scale", "mass_scale", "mass.torso", "gear_scale",
+              "damping.thigh_joint", "gravity")
+    rng = np.random.default_rng(0)
+    points = []
+    for _ in range(12):
+        chosen = [p for p in params if rng.random() < 0.5] or ["mass_scale"]
+        values = {p: float(rng.choice([1.0, 0.5, 2.0])) for p in chosen}
+        values.update({p: float(rng.uniform(1, 6)) for p in chosen if "." in p})
+        if "gravity" in values:
+            values["gravity"] = -float(rng.uniform(2, 12))
+        points.append(values)
+    env = make(HOPPER)
+    physics, model = env.unwrapped._physics, env.unwrapped.model
+    nominal = env.unwrapped.nominal_arrays()
+    for index in rng.integers(0, len(points), 60):
+        physics.apply(points[index])
+        expected = _reference_arrays(nominal, model, points[index])
+        for key, array in _model_arrays(env).items():
+            assert np.allclose(array, expected[key], rtol=1e-12, atol=0), (points[index], key)
+    physics.apply({})
+    for key, array in _model_arrays(env).items():
+        assert np.array_equal(array, nominal[key]), key
+
+
+def test_a_level_gives_the_raw_robots_initial_state_of_that_seed_on_every_visit():
+    import gymnasium
+
+    env = make(HOPPER)
+    raw = gymnasium.make("Hopper-v5")
+    first, _ = env.reset(seed=0, options={"level": 7})
+    for level in (3, 9, 7, 1):
+        env.reset(options={"level": level})
+    again, _ = env.reset(options={"level": 7})
+    expected, _ = raw.reset(seed=7)
+    assert np.array_equal(first, expected) and np.array_equal(again, expected)

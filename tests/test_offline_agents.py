@@ -26,10 +26,12 @@ import gengap.offline  # noqa: F401  (registers the offline algorithms)
 from gengap.agents import (
     OfflineAgent,
     agent_config_class,
+    agent_config_for_env,
     agent_config_from_dict,
     load_agent,
     registered_algos,
 )
+from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ImpalaCNN, MiniGridCNN, SlotAttentionExtractor
 from gengap.envs.errors import InputError
 from gengap.offline.bc import BCAgent, BCConfig
@@ -253,6 +255,18 @@ def test_algorithm_that_does_not_fit_the_action_space(
         tiny(algo).create(data.observation_space, data.action_space)
 
 
+def test_observation_space_the_encoder_does_not_fit_is_refused_when_built() -> None:
+    # DoorKey-5x5's full grid is 5x5: too small for the MiniGrid CNN that "auto" picks.
+    with pytest.raises(InputError, match=r"^gengap/minigrid-doorkey-5x5-v0 observations do not "
+                                         r"fit features extractor 'minigrid_cnn' \(auto\): "
+                                         r"MiniGridCNN needs H and W >= 6"):
+        agent_config_for_env("bc", "gengap/minigrid-doorkey-5x5-v0",
+                             env_kwargs={"obs_mode": "full"})
+    fitting = agent_config_for_env("bc", "gengap/minigrid-doorkey-5x5-v0",
+                                   env_kwargs={"obs_mode": "full"}, features_extractor="mlp")
+    assert fitting.features_extractor == "mlp"
+
+
 @pytest.mark.parametrize("algo", offline_algos())
 def test_bad_fit_arguments(algo: str, datasets: dict[str, ArrayTransitions]) -> None:
     kind = supported(algo)[0]
@@ -382,3 +396,88 @@ def test_config_json_round_trip(algo: str) -> None:
     data = json.loads(json.dumps(config.to_dict()))
     assert data["algo"] == algo
     assert agent_config_from_dict(data) == config
+
+
+def history_of(data: ArrayTransitions, maxlen: int, step: int, episode: int = 0
+               ) -> tuple[Any, EpisodeHistory]:
+    """The observation at ``step`` of one dataset episode, and its history up to there."""
+    begin = int(data.episode_bounds()[episode])
+    rows = data.transitions(np.arange(begin, begin + step + 1))
+    history = EpisodeHistory(maxlen)
+    for index in range(step):
+        history.record(rows["obs"][index], rows["action"][index], float(rows["reward"][index]))
+    return rows["obs"][step:], history
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+def test_decision_transformer_acts_on_the_windows_it_trains_on(
+        kind: str, datasets: dict[str, ArrayTransitions]) -> None:
+    """The acting window at step t of a dataset episode is the training window ending at t:
+    same observations, past actions, timesteps and padding; with the target set to the
+    episode's return, the same returns-to-go (d3rlpy's StatefulTransformerWrapper rule)."""
+    data = datasets[kind]
+    agent = build("dt", data, context_size=4)
+    assert isinstance(agent, D3rlpyAgent) and agent.context_length == 3
+    agent.prepare(data, None)
+    assert agent._returns_to_go is not None
+    bounds = data.episode_bounds()
+    agent.target_return = float(agent._returns_to_go[bounds[0]])
+    for step in (0, 2, 5):
+        obs, history = history_of(data, agent.context_length, step)
+        window = agent.context_windows(obs, 1, [history])
+        kept = min(step, 3)
+        rows = np.arange(bounds[0] + step - kept, bounds[0] + step + 1)
+        assert window["valid"][0].tolist() == [False] * (3 - kept) + [True] * (kept + 1)
+        np.testing.assert_array_equal(window["obs"][0, 3 - kept:], data.arrays["obs"][rows])
+        assert not window["obs"][0, : 3 - kept].any()
+        np.testing.assert_array_equal(window["action"][0, 3 - kept : 3],
+                                      data.arrays["action"][rows[:-1]])
+        np.testing.assert_allclose(window["returns_to_go"][0, 3 - kept:],
+                                   agent._returns_to_go[rows], rtol=1e-5, atol=1e-5)
+        assert window["timesteps"][0, 3 - kept:].tolist() == list(range(step - kept, step + 1))
+    # None is the first step of an episode: the current observation and the target only.
+    obs, history = history_of(data, agent.context_length, 0)
+    first = agent.context_windows(obs, 1, None)
+    assert first["valid"][0].tolist() == [False, False, False, True]
+    assert first["returns_to_go"][0, -1] == pytest.approx(agent.target_return)
+    with pytest.raises(InputError, match="one EpisodeHistory per observation"):
+        agent.context_windows(obs, 1, [history, history])
+    if kind == "discrete":  # the evaluation loop hands dt its histories
+        from gengap.eval.evaluate import evaluate
+
+        records = evaluate(agent, MINIGRID_ID, num_episodes=3, num_envs=2,
+                           env_kwargs={"max_steps": 8})
+        assert len(records) == 3 and all(r.length <= 8 for r in records)
+
+
+def test_decision_transformer_actions_depend_on_the_history(
+        datasets: dict[str, ArrayTransitions], tmp_path: Path) -> None:
+    """Continuous actions (any input change moves them): the past observations, actions and
+    rewards each change the action; the same seed, and save/load, give the same actions."""
+    data = datasets["continuous"]
+    agent, twin = build("dt", data, context_size=4), build("dt", data, context_size=4)
+    for each in (agent, twin):
+        each.fit(data, UPDATES)
+    assert agent.target_return is not None
+    obs, history = history_of(data, agent.context_length, 5)
+    with_history = agent.act(obs, histories=[history])
+    assert not np.array_equal(with_history, agent.act(obs))
+    # Pendulum's returns-to-go are ~-700 and unscaled, so the rtg embedding saturates the
+    # layer norm: only a change of sign moves the action (a reward of -1000 flips it).
+    for field, change in (("observations", 0.5), ("actions", 0.5), ("rewards", -1000.0)):
+        changed = history_of(data, agent.context_length, 5)[1]
+        values = getattr(changed, field)
+        values[-1] = values[-1] + change
+        if field == "rewards":
+            changed.episode_return += change
+        assert not np.array_equal(agent.act(obs, histories=[changed]), with_history), field
+    np.testing.assert_array_equal(twin.act(obs, histories=[history]), with_history)
+    # a batch of envs at different steps acts as each env alone
+    other_obs, other = history_of(data, agent.context_length, 1)
+    batch = agent.act(np.concatenate([obs, other_obs]), histories=[history, other])
+    np.testing.assert_array_equal(batch[:1], with_history)
+    np.testing.assert_allclose(batch[1:], agent.act(other_obs, histories=[other]), atol=1e-6)
+    agent.save(tmp_path / "dt")
+    loaded = load_agent(tmp_path / "dt", device="cpu")
+    assert loaded.context_length == agent.context_length
+    np.testing.assert_array_equal(loaded.act(obs, histories=[history]), with_history)

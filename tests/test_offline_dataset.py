@@ -117,6 +117,44 @@ def test_every_pixel_and_transition_round_trips(tmp_path, procgen_episodes, code
         dataset.transitions(np.array([dataset.num_transitions]))
 
 
+def test_sample_indices_is_uniform_chunk_local_and_a_function_of_seed_and_update(
+        tmp_path, procgen_episodes):
+    """Training minibatches come from a small pool of resident chunks, yet every transition
+    is equally likely, and batch ``u`` is the same whatever was drawn before it (a resumed
+    run draws what an uninterrupted one would)."""
+    from gengap.offline.bc import BCConfig
+
+    chunk_rows = 8
+    _write(tmp_path / "ds", procgen_episodes, chunk_rows=chunk_rows)
+    chunk_bytes = chunk_rows * 64 * 64 * 3
+    dataset = Dataset.open(tmp_path / "ds", cache_bytes=16 * chunk_bytes)  # a pool of 8 chunks
+    total, bounds = dataset.num_transitions, dataset.episode_bounds()
+    assert total > 40 * chunk_rows  # many more chunks than the pool holds
+    batch_size, updates = 32, 400
+    drawn = [dataset.sample_indices(batch_size, seed=3, update=u) for u in range(updates)]
+    fresh = Dataset.open(tmp_path / "ds", cache_bytes=16 * chunk_bytes)
+    for update in (0, 7, updates - 1):  # alone, in a fresh process-like state
+        assert fresh.sample_indices(batch_size, seed=3, update=update).tolist() == \
+            drawn[update].tolist()
+    assert dataset.sample_indices(batch_size, seed=4, update=7).tolist() != drawn[7].tolist()
+    for indices in drawn:
+        assert indices.dtype == np.int64 and indices.shape == (batch_size,)
+        assert indices.min() >= 0 and indices.max() < total
+        obs_rows = indices + np.searchsorted(bounds, indices, side="right") - 1
+        assert len(np.unique(obs_rows // chunk_rows)) <= 8  # reads stay in the pool
+    counts = np.bincount(np.concatenate(drawn), minlength=total)
+    assert (counts > 0).mean() > 0.95
+    tenths = np.array([part.sum() for part in np.array_split(counts, 10)])
+    expected = batch_size * updates / 10
+    assert np.all(np.abs(tenths - expected) < 0.25 * expected), tenths
+    with pytest.raises(InputError, match="update must be a non-negative integer"):
+        dataset.sample_indices(4, seed=0, update=-1)
+    # learners draw their batches through it, with their own seed
+    agent = BCConfig(seed=3, batch_size=batch_size, device="cpu").create(
+        dataset.observation_space, dataset.action_space)
+    assert agent.sample_indices(7, dataset).tolist() == drawn[7].tolist()
+
+
 def test_minari_and_d3rlpy_round_trips_are_lossless(tmp_path, procgen_episodes, monkeypatch):
     import minari
 

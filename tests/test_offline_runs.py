@@ -9,6 +9,11 @@ one line and exit status 2, and leaves no run folder.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,7 +89,9 @@ def test_offline_run_through_the_cli(tmp_path: Path, data: dict[str, Path],
     # --env is taken from the dataset's card.
     code = main(["train", "--dataset", str(data["train"]), "--algo", "cql", "--updates", "2",
                  "--train-levels", "4", "--agent", "batch_size=8", "--out", str(tmp_path)])
-    assert code == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "2/2 updates (100%)" in out and "updates/s" in out  # an offline run counts updates
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["env_id"], config["dataset"], config["num_updates"]) == (
@@ -169,3 +176,76 @@ def test_study_compares_online_and_offline_arms(tmp_path: Path, data: dict[str, 
     with pytest.raises(InputError, match="holds out from train"):
         load_study(path)  # refused before any run
     assert not (tmp_path / "leaky").exists()
+
+
+def _wait_until_group_is_gone(pgid: int, timeout: float = 60.0) -> None:
+    """Wait for every process of group ``pgid`` to die (as tests/test_sweep.py does): the
+    kernel frees the run folder's lock only when the last of them exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of group {pgid} still alive {timeout:.0f} s after kill -9")
+
+
+def test_offline_run_killed_with_kill_9_resumes_to_the_uninterrupted_result(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``gengap train --dataset`` in a real process, SIGKILLed once a checkpoint exists,
+    then ``--resume``d: the final agent's bytes, the curves and the final evaluation equal
+    those of the same run never interrupted."""
+    dataset = tmp_path / "random"
+    assert main(["collect", "--env", ENV_ID, "--policy", "random", "--transitions", "300",
+                 "--train-levels", "4", "--num-envs", "2", "--out", str(dataset),
+                 "--quiet"]) == 0, capsys.readouterr().err
+    argv = ["train", "--dataset", str(dataset), "--algo", "bc", "--updates", "600",
+            "--train-levels", "4", "--eval-every", "60", "--eval-episodes", "1",
+            "--final-eval-episodes", "2", "--seed", "3", "--agent", "batch_size=16"]
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0, capsys.readouterr().err
+    (whole,) = [p for p in (tmp_path / "whole").iterdir() if p.is_dir()]
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gengap.scripts.cli", *argv, "--out", str(tmp_path / "killed")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)  # its own process group: kill -9 takes any child too
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            if list((tmp_path / "killed").glob("*/checkpoint/config.json")):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        _wait_until_group_is_gone(process.pid)
+    killed_at = time.time()
+    (killed,) = [p for p in (tmp_path / "killed").iterdir() if p.is_dir()]
+    assert json.loads((killed / "run.json").read_text())["status"] != "done"
+    checkpoint = json.loads((killed / "checkpoint" / "training_state.json").read_text())
+    assert 0 < checkpoint["num_updates"] < 600
+    assert not (killed / "agent").exists()
+
+    assert main(["train", "--resume", str(killed)]) == 0, capsys.readouterr().err
+    assert json.loads((killed / "run.json").read_text())["status"] == "done"
+    assert (killed / "agent" / "model.safetensors").read_bytes() == \
+        (whole / "agent" / "model.safetensors").read_bytes()
+    results = []
+    for folder in (whole, killed):
+        store = ResultsStore(folder.parent / "gengap.sqlite")
+        run_id = json.loads((folder / "run.json").read_text())["run_id"]
+        curves = sorted((c["step"], c["part"], c["metric"], c["value"])
+                        for c in store.curves(run_id))
+        final = sorted((e["part"], e["level_seed"], e["return"], e["length"])
+                       for e in store.episodes(run_id=run_id, tag="final"))
+        results.append((curves, final))
+    assert results[0] == results[1]
+    assert [step for step, *_ in results[0][0]][-1] == 600
+    # It continued from the checkpoint, not from scratch: the curve points up to the
+    # checkpoint are those the killed process wrote, the later ones the resumed process's.
+    run_id = json.loads((killed / "run.json").read_text())["run_id"]
+    for point in ResultsStore(tmp_path / "killed" / "gengap.sqlite").curves(run_id):
+        assert (point["wall_time"] < killed_at) == (point["step"] <= checkpoint["num_updates"])

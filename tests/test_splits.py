@@ -121,7 +121,7 @@ def test_from_dict_rejects_unknown_keys():
         Split.from_dict(
             {"tain": {"start": 0}, "train": {"start": 0, "stop": 5}, "test": {"start": 5}}
         )
-    with pytest.raises(ValueError, match="needs a 'test' part"):
+    with pytest.raises(ValueError, match="a split needs 'test'; got keys"):
         Split.from_dict({"train": {"start": 0, "stop": 5}})
 
 
