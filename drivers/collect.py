@@ -10,7 +10,10 @@ folder's final agent and its snapshots (``ExperimentConfig.keep_snapshots``), an
 - ``RUN_DIR@mixed``: the snapshot whose held-out score is closest to 75% of the last
   snapshot's (gen_dgrl's "mixed" data);
 - ``RUN_DIR@suboptimal``: every scored snapshot, an equal share of the data each
-  (gen_dgrl's "suboptimal" data: logs across training).
+  (gen_dgrl's "suboptimal" data: logs across training);
+- ``RUN_DIR@best``: the snapshot with the highest score on the run's *training* levels (the
+  latest of equals), for runs whose final agent is not their best; held-out scores never
+  choose the data.
 
 The plan carries the run's env, split and env options, so the data is collected where the
 agents were trained unless the caller says otherwise.
@@ -43,18 +46,20 @@ MIXED_FRACTION = 0.75
 _SCORE_METRICS = ("normalized_return", "success", "return")
 
 
-def snapshot_score(snapshot: Snapshot) -> tuple[str, float] | None:
-    """The metric and value of ``snapshot``'s held-out score, or None if it has none."""
-    test = snapshot.scores.get("test") or {}
+def snapshot_score(snapshot: Snapshot, part: str = "test") -> tuple[str, float] | None:
+    """The metric and value of ``snapshot``'s score on ``part`` (default: held-out levels),
+    or None if it has none."""
+    values = snapshot.scores.get(part) or {}
     for metric in _SCORE_METRICS:
-        if test.get(metric) is not None:
-            return metric, float(test[metric])
+        if values.get(metric) is not None:
+            return metric, float(values[metric])
     return None
 
 
 def resolve_policy(text: str, *, epsilon: float = 0.0, action_mode: str = "sampled"
                    ) -> PolicyPlan:
-    """Resolve ``--policy``: ``random``, ``bot``, or ``RUN_DIR[@expert|@mixed|@suboptimal]``.
+    """Resolve ``--policy``: ``random``, ``bot``, or
+    ``RUN_DIR[@expert|@mixed|@suboptimal|@best]``.
 
     Args:
         text: What ``--policy`` was given.
@@ -64,7 +69,7 @@ def resolve_policy(text: str, *, epsilon: float = 0.0, action_mode: str = "sampl
     Raises:
         InputError: For an unknown policy or skill level, or a bad ``epsilon``/``action_mode``.
         InputFileNotFoundError: For a missing run folder or final agent, or a run without
-            scored snapshots for ``@mixed``/``@suboptimal``.
+            scored snapshots for ``@mixed``/``@suboptimal``/``@best``.
     """
     check_policy_options(epsilon, action_mode)
     if text in BUILT_IN_POLICIES:
@@ -105,6 +110,23 @@ def _run_plan(text: str, *, deterministic: bool) -> PolicyPlan:
         plan.score = snapshots[-1].scores if snapshots else None
         plan.policies = [
             AgentPolicy(folder.agent_dir, deterministic, {**base, "name": "final agent"})]
+        return plan
+    if skill == "best":
+        ranked = [(found, snapshot) for snapshot in snapshots
+                  if (found := snapshot_score(snapshot, "train")) is not None]
+        if not ranked:
+            raise InputFileNotFoundError(
+                f"--policy {text!r}: no snapshot in {folder.snapshots_dir} has a "
+                "training-level score to pick the best by"
+            )
+        (metric, value), best = max(ranked, key=lambda pair: (pair[0][1], pair[1].step))
+        plan.score = best.scores
+        plan.policies = [AgentPolicy(best.path, deterministic, {
+            **base,
+            "name": f"snapshot step {best.step}",
+            "step": best.step,
+            "chosen_by": {"part": "train", "metric": metric, "value": value},
+        })]
         return plan
     scored = [s for s in snapshots if snapshot_score(s) is not None]
     if not scored:

@@ -445,9 +445,12 @@ def expand(spec: StudySpec, *, scale: float = 1.0) -> list[Trial]:
             tid = trial_id(resolved)
             if not resolved["checkpoint_every"]:
                 # Ten checkpoints a run, so an interrupted trial loses at most a tenth of
-                # its steps. Filled in after hashing: how often a trial saves does not
-                # change what it computes, so it does not change the trial's id.
-                resolved["checkpoint_every"] = max(resolved["total_timesteps"] // 10, 1)
+                # its steps (an offline trial: of its updates). Filled in after hashing: how
+                # often a trial saves does not change what it computes, so it does not
+                # change the trial's id.
+                budget = resolved["num_updates"] if resolved.get("dataset") else None
+                budget = budget or resolved["total_timesteps"]
+                resolved["checkpoint_every"] = max(budget // 10, 1)
             if tid in seen:
                 raise InputError(
                     f"trials {seen[tid]!r} and {where!r} have the same config: a swept value "

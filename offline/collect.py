@@ -69,7 +69,7 @@ __all__ = [
     "training_split",
 ]
 
-SKILL_LEVELS = ("expert", "mixed", "suboptimal")
+SKILL_LEVELS = ("expert", "mixed", "suboptimal", "best")
 ACTION_MODES = ("sampled", "greedy")
 #: The policies :func:`make_policy` builds; ``--policy`` also takes ``RUN_DIR[@skill]``,
 #: resolved by :mod:`gengap.drivers.collect`.

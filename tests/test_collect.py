@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -133,8 +136,6 @@ DOORKEY = "gengap/minigrid-doorkey-5x5-v0"
 def run_with_snapshots(tmp_path_factory):
     """A tiny trained PPO run, plus snapshots in the drivers' layout (agent dir +
     snapshot.json) with made-up held-out scores, so skill selection can be checked."""
-    import json
-    import shutil
 
     from gengap.drivers.train import run_experiment
     from gengap.eval.runs import ExperimentConfig
@@ -195,6 +196,24 @@ def test_run_folder_policies_pick_snapshots_by_held_out_score(tmp_path, run_with
     assert [m["step"] for m in card["policy"]["members"]] == [64, 128, 192, 256]
     assert all(m["action_mode"] == "greedy" for m in card["policy"]["members"])
 
+    # @best: the highest training-level score, the latest of equals (steps 64-256 all have
+    # 0.9 on training levels); held-out scores do not choose it.
+    best = resolve_policy(f"{run_dir}@best")
+    assert best.skill == "best" and [p.description["step"] for p in best.policies] == [256]
+    assert best.policies[0].description["chosen_by"] == {
+        "part": "train", "metric": "success", "value": 0.9}
+    copy = tmp_path / "run-copy"  # the fixture is shared: change a copy
+    shutil.copytree(run_dir, copy)
+    data = json.loads((copy / "snapshots" / "step-128" / "snapshot.json").read_text())
+    data["scores"]["train"]["success"] = 0.95  # best on training levels, not on held-out ones
+    (copy / "snapshots" / "step-128" / "snapshot.json").write_text(json.dumps(data))
+    best = resolve_policy(f"{copy}@best", action_mode="greedy")
+    assert [p.description["step"] for p in best.policies] == [128]
+    path = collect(DOORKEY, best, tmp_path / "best", num_transitions=50, num_envs=2)
+    card = Dataset.open(path).card
+    assert card["skill_level"] == "best" and card["policy"]["step"] == 128
+    assert card["policy_score"]["test"]["success"] == 0.45
+
     expert = resolve_policy(str(run_dir), epsilon=0.1)
     assert expert.skill == "expert" and expert.policies[0].description["epsilon"] == 0.1
     assert expert.score is not None and expert.score["test"]["success"] == 0.8
@@ -231,7 +250,6 @@ def test_cli_collect_info_verify_and_bad_input(tmp_path, capsys, run_with_snapsh
     info = capsys.readouterr().out
     assert DOORKEY in info and "skill expert" in info and "final agent" in info
     assert main(["dataset", "info", str(out), "--json"]) == 0
-    import json
 
     assert json.loads(capsys.readouterr().out)["num_episodes"] == 3
     assert main(["dataset", "verify", str(out)]) == 0

@@ -83,6 +83,16 @@ def test_trial_ids_hash_the_config_not_its_location_and_scale_changes_them():
     assert trial_id({**config, "seed": 9}) != first[0].trial_id
 
 
+def test_offline_trials_checkpoint_ten_times_over_their_updates():
+    # an offline arm has no env steps: ten checkpoints over num_updates, not over the
+    # (unused) total_timesteps, or an interrupted trial would restart from update 0
+    spec = _spec(arms=[{"name": "bc", "algo": "bc", "dataset": "data/d", "num_updates": 500},
+                       {"name": "ppo"}])  # fmt: skip
+    offline, online = expand(spec)
+    assert offline.config["checkpoint_every"] == 50
+    assert online.config["checkpoint_every"] == 100
+
+
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [
