@@ -33,8 +33,8 @@ from gengap.agents.base import Hook
 from gengap.drivers.offline import OfflineTrainer, open_datasets
 from gengap.envs import Split, make
 from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
+from gengap.envs.provenance import environment_versions, git_revision
 from gengap.eval.evaluate import EpisodeRecord, evaluate, mean_scores
-from gengap.eval.provenance import environment_versions, git_revision
 from gengap.eval.runs import ExperimentConfig, RunFolder, check_out_dir
 from gengap.eval.store import ResultsStore
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from gymnasium import spaces
 from gengap.agents.history import EpisodeHistory, new_histories
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
 from gengap.envs.errors import InputError
+from gengap.envs.provenance import environment_versions, git_revision
 from gengap.envs.registry import unknown_name_message
 from gengap.offline.dataset import (
     DEFAULT_CHUNK_ROWS,
@@ -338,44 +338,6 @@ def training_split(env_id: str, split: Split | None, num_train_levels: int | Non
         raise InputError(f"--train-levels {num_train_levels}: {error}") from None
 
 
-# -- provenance (offline may not import gengap.eval) ------------------------------------------
-def _git_revision() -> str | None:
-    folder = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "--verify", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            env=env,
-            check=False,
-        )
-        if head.returncode != 0:
-            return None
-        status = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            env=env,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    revision = head.stdout.strip()
-    return f"{revision}-dirty" if status.stdout.strip() else revision
-
-
-def _gengap_version() -> str | None:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("gengap")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 # -- progress ---------------------------------------------------------------------------------
 class _Progress:
     """frames/s as a rich bar on a terminal, as a full line every few seconds otherwise."""
@@ -578,8 +540,8 @@ def collect(
         if num_transitions is not None
         else {"episodes": num_episodes},
         "max_episode_steps": _max_episode_steps(env),
-        "gengap_version": _gengap_version(),
-        "git_revision": _git_revision(),
+        "gengap_version": environment_versions().get("gengap"),
+        "git_revision": git_revision(),
         **(card or {}),
     }
     unit = "transitions" if num_transitions is not None else "episodes"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gengap.envs.provenance import environment_versions, git_revision
 from gengap.eval import store as store_module
-from gengap.eval.provenance import environment_versions, git_revision
 from gengap.eval.store import ResultsStore
 
 ROWS_PER_TRANSACTION = 20
