@@ -336,6 +336,17 @@ class StudyResult:
         ]
         return "\n".join(lines)
 
+    def _arm_budget(self, arm: ArmConfig) -> str:
+        """What an arm trains: ``ppo`` for N steps, or ``bc`` for N updates on a dataset."""
+        algo = arm.algo or self.config.algo
+        if arm.dataset is not None:
+            return f"`{algo}`, {arm.num_updates} updates on `{arm.dataset}`"
+        return f"`{algo}`, {self.config.total_timesteps} steps"
+
+    def _budget_text(self) -> str:
+        budgets = list(dict.fromkeys(self._arm_budget(arm) for arm in self.config.arms))
+        return budgets[0] if len(budgets) == 1 else "arms as listed below"
+
     def markdown(self) -> str:
         config = self.config
         settings = {k: v for k, v in config.to_dict().items() if k not in ("arms", "evaluations")}
@@ -343,9 +354,8 @@ class StudyResult:
             [
                 f"# Study {config.name}",
                 "",
-                f"`{config.algo}` on `{config.env_id}`, {config.total_timesteps} steps per run, "
-                f"seeds {config.seeds}, {config.eval_episodes} episodes per evaluation; "
-                f"{self.seconds / 60:.1f} min.",
+                f"{self._budget_text()} on `{config.env_id}`, seeds {config.seeds}, "
+                f"{config.eval_episodes} episodes per evaluation; {self.seconds / 60:.1f} min.",
                 "",
                 "## IQM",
                 "",
@@ -357,7 +367,8 @@ class StudyResult:
                 "",
                 "## Arms and evaluations",
                 "",
-                *[f"- arm `{a.name}`: env {a.env_kwargs}, agent {a.agent}" for a in config.arms],
+                *[f"- arm `{a.name}`: {self._arm_budget(a)}, env {a.env_kwargs}, agent {a.agent}"
+                  for a in config.arms],
                 *[
                     f"- evaluation `{e.name}`: part `{e.part}`, env {e.env_kwargs}"
                     for e in config.evaluations

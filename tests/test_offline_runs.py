@@ -165,6 +165,10 @@ def test_study_compares_online_and_offline_arms(tmp_path: Path, data: dict[str, 
     store = ResultsStore(tmp_path / "study" / "gengap.sqlite")
     kinds = {r["algo"]: r["kind"] for r in store.list_runs()}
     assert kinds == {"ppo": "online", "bc": "offline"}
+    text = result.markdown()  # the report says what each arm trained, not the study's PPO budget
+    assert "arms as listed below on" in text
+    assert "- arm `ppo`: `ppo`, 128 steps" in text
+    assert f"- arm `bc`: `bc`, 3 updates on `{data['train']}`" in text
     leaky = {**study, "out_dir": str(tmp_path / "leaky")}
     leaky["arms"] = [{**study["arms"][1], "dataset": str(data["held-out"])}]
     leaky["split"] = Split(train=LevelSet.range(0, 4), test=LevelSet.range(10_000, 10),
