@@ -20,8 +20,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import gymnasium
 import torch
@@ -423,6 +424,30 @@ def resolve_auto_extractor(name: str, observation_space: gymnasium.Space[Any]) -
     if name != "auto":
         return name
     return auto_features_extractor(policy_observation_space(observation_space))
+
+
+class ExtractorChoice:
+    """What every agent config with ``features_extractor`` and ``features_dim`` fields does
+    with them: refuse an observation space the extractor does not fit, and write down what
+    ``"auto"`` picks (SB3 agents and offline learners alike). Mixed into those configs ahead
+    of :class:`~gengap.agents.base.AgentConfig`."""
+
+    features_extractor: str
+    features_dim: int | None
+
+    def check_observation_space(
+        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
+    ) -> None:
+        """Refuse an observation space the features extractor does not fit (one line)."""
+        check_features_extractor_fits(self.features_extractor, observation_space,
+                                      self.features_dim, where=env_id or "the env")
+
+    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
+        """The config with ``features_extractor="auto"`` replaced by its pick for the space."""
+        name = resolve_auto_extractor(self.features_extractor, observation_space)
+        if name == self.features_extractor:
+            return self
+        return cast(Self, dataclasses.replace(cast(Any, self), features_extractor=name))
 
 
 def features_extractor_kwargs(

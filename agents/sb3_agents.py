@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -22,9 +22,8 @@ from gengap.agents.base import Agent, AgentConfig, register_agent
 from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import (
     FEATURES_EXTRACTORS,
-    check_features_extractor_fits,
+    ExtractorChoice,
     features_extractor_kwargs,
-    resolve_auto_extractor,
 )
 from gengap.agents.online import SB3Agent
 from gengap.envs.errors import InputError
@@ -43,7 +42,7 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> Non
 
 
 @dataclasses.dataclass
-class SB3Config(AgentConfig):
+class SB3Config(ExtractorChoice, AgentConfig):
     """Fields shared by every SB3-backed algorithm.
 
     Attributes:
@@ -90,18 +89,6 @@ class SB3Config(AgentConfig):
                 raise InputError(f"net_arch must be positive integers, got {self.net_arch!r}")
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise InputError(unknown_name_message("activation", self.activation, ACTIVATIONS))
-
-    def check_observation_space(
-        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
-    ) -> None:
-        """Refuse an observation space the features extractor does not fit (one line)."""
-        check_features_extractor_fits(self.features_extractor, observation_space,
-                                      self.features_dim, where=env_id or "the env")
-
-    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
-        """The config with ``features_extractor="auto"`` replaced by its pick for the space."""
-        name = resolve_auto_extractor(self.features_extractor, observation_space)
-        return self if name == self.features_extractor else self.replace(features_extractor=name)
 
     def policy_kwargs(self, observation_space: gymnasium.Space[Any]) -> dict[str, Any]:
         """SB3 ``policy_kwargs`` (extractor, layers, activation) for a policy-side space."""

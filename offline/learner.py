@@ -48,8 +48,7 @@ from gengap.agents.base import (
 )
 from gengap.agents.networks import (
     FEATURES_EXTRACTORS,
-    check_features_extractor_fits,
-    resolve_auto_extractor,
+    ExtractorChoice,
 )
 from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import unknown_name_message
@@ -129,7 +128,7 @@ class ActionScaler:
 
 
 @dataclasses.dataclass
-class OfflineConfig(AgentConfig):
+class OfflineConfig(ExtractorChoice, AgentConfig):
     """Fields every offline learner has.
 
     Attributes:
@@ -163,18 +162,6 @@ class OfflineConfig(AgentConfig):
         if isinstance(action_space, spaces.Box) and len(action_space.shape) != 1:
             return False
         return super().fits_action_space(action_space)
-
-    def check_observation_space(
-        self, observation_space: gymnasium.Space[Any], env_id: str | None = None
-    ) -> None:
-        """Refuse an observation space the features extractor does not fit (one line)."""
-        check_features_extractor_fits(self.features_extractor, observation_space,
-                                      self.features_dim, where=env_id or "the env")
-
-    def resolved_for(self, observation_space: gymnasium.Space[Any]) -> Self:
-        """The config with ``features_extractor="auto"`` replaced by its pick for the space."""
-        name = resolve_auto_extractor(self.features_extractor, observation_space)
-        return self if name == self.features_extractor else self.replace(features_extractor=name)
 
     def check_spaces(self, action_space: gymnasium.Space[Any]) -> None:
         """Raise InputError (one line, naming the offline algorithms that fit) if the

@@ -9,12 +9,12 @@ one line and exit status 2, and leaves no run folder.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,21 +182,10 @@ def test_study_compares_online_and_offline_arms(tmp_path: Path, data: dict[str, 
     assert not (tmp_path / "leaky").exists()
 
 
-def _wait_until_group_is_gone(pgid: int, timeout: float = 60.0) -> None:
-    """Wait for every process of group ``pgid`` to die (as tests/test_sweep.py does): the
-    kernel frees the run folder's lock only when the last of them exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"processes of group {pgid} still alive {timeout:.0f} s after kill -9")
-
 
 def test_offline_run_killed_with_kill_9_resumes_to_the_uninterrupted_result(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        kill_process_group: Callable[[subprocess.Popen[Any]], None]) -> None:
     """``gengap train --dataset`` in a real process, SIGKILLed once a checkpoint exists,
     then ``--resume``d: the final agent's bytes, the curves and the final evaluation equal
     those of the same run never interrupted."""
@@ -222,10 +211,7 @@ def test_offline_run_killed_with_kill_9_resumes_to_the_uninterrupted_result(
             time.sleep(0.05)
         assert process.poll() is None, "the run ended before it could be killed"
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        _wait_until_group_is_gone(process.pid)
+        kill_process_group(process)
     killed_at = time.time()
     (killed,) = [p for p in (tmp_path / "killed").iterdir() if p.is_dir()]
     assert json.loads((killed / "run.json").read_text())["status"] != "done"

@@ -3,8 +3,6 @@ Ray equals the local pool, and bad input through the CLI."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -115,20 +113,8 @@ def test_failing_trial_is_retried_then_recorded_failed_while_others_complete(tmp
     assert "## Failed trials" in write_sweep_report(outcome.folder).read_text()
 
 
-def _wait_until_group_is_gone(pgid: int, timeout: float = 60.0) -> None:
-    """Wait for every process of group ``pgid`` to die: SIGKILL is delivered at once but a
-    worker exits (and the kernel frees its run-folder lock) a moment after the leader."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"processes of group {pgid} still alive {timeout:.0f} s after kill -9")
 
-
-def test_sweep_killed_with_kill_9_completes_only_the_missing_trials(tmp_path):
+def test_sweep_killed_with_kill_9_completes_only_the_missing_trials(tmp_path, kill_process_group):
     data = _study(tmp_path, name="killed", seeds=[0, 1, 2], grid={"num_train_levels": [2]})
     path = tmp_path / "killed.toml"
     path.write_text(_toml(data))
@@ -147,10 +133,7 @@ def test_sweep_killed_with_kill_9_completes_only_the_missing_trials(tmp_path):
             time.sleep(0.5)
         assert process.poll() is None, "the sweep ended before it could be killed"
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        _wait_until_group_is_gone(process.pid)
+        kill_process_group(process)
     before = {r["run_id"] for r in ResultsStore(store_path).list_runs(status="done")}
     assert 1 <= len(before) < 3
     outcome = run_sweep(path, stream=sys.stderr)
