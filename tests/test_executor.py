@@ -59,6 +59,9 @@ def test_closing_the_iterator_cancels_unfinished_tasks():
 
 def test_ctrl_c_stops_the_pool_promptly():
     code = (
+        # Ctrl-C as from a terminal, even when the suite runs in the background (a shell
+        # starts background jobs with SIGINT ignored, and Python then installs no handler).
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import time\n"
         "from gengap.eval.executor import Executor\n"
         "print('ready', flush=True)\n"

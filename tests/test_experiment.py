@@ -208,6 +208,9 @@ def test_ctrl_c_keeps_a_checkpoint_and_the_cli_says_how_to_resume(tmp_path):
     config = _config(tmp_path, total_timesteps=20_000, eval_every=10_000, checkpoint_every=256)
     run_dir = tmp_path / config.run_name()
     code = (
+        # Ctrl-C as from a terminal, even when the suite runs in the background (a shell
+        # starts background jobs with SIGINT ignored, and Python then installs no handler).
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import sys\n"
         "from gengap.scripts.cli import main\n"
         f"sys.exit(main(['train', '--env', {ENV_ID!r}, '--steps', '20000', '--num-envs', '2',"
