@@ -30,42 +30,17 @@ from rich.table import Table
 ENV_ID = "gengap/babyai-gotolocal-compositional-v0"
 
 
-class DemoTransitions:
+def demo_transitions(num_episodes: int) -> Any:
     """BabyAIBot episodes in memory, as a :class:`~gengap.agents.TransitionSource`."""
+    from gengap.envs import make
+    from gengap.offline.collect import DemonstrationSource, bot_demonstrations
 
-    def __init__(self, num_episodes: int) -> None:
-        from gengap.envs import make
-
-        try:  # the offline issue moves the bot from envs/babyai.py to offline/collect.py
-            from gengap.offline.collect import bot_demonstrations
-        except ImportError:
-            from gengap.envs.babyai import (  # type: ignore[attr-defined,no-redef]
-                bot_demonstrations,
-            )
-
-        env = make(ENV_ID, obs_mode="entities")
-        self.observation_space, self.action_space = env.observation_space, env.action_space
-        env.close()
-        demos = bot_demonstrations(ENV_ID, num_episodes=num_episodes,
-                                   env_kwargs={"obs_mode": "entities"})
-        observations = [obs for demo in demos for obs in demo.observations[:-1]]
-        self.obs = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
-        self.action = np.concatenate([demo.actions for demo in demos])
-        self.bounds = np.cumsum([0] + [len(demo.actions) for demo in demos])
-
-    @property
-    def num_transitions(self) -> int:
-        return len(self.action)
-
-    def transitions(self, indices: np.ndarray) -> dict[str, Any]:
-        obs = {key: value[indices] for key, value in self.obs.items()}
-        count = len(indices)
-        return {"obs": obs, "next_obs": obs, "action": self.action[indices],
-                "reward": np.zeros(count, np.float32), "terminated": np.zeros(count, bool),
-                "truncated": np.zeros(count, bool), "level_seed": np.zeros(count, np.int64)}
-
-    def episode_bounds(self) -> np.ndarray:
-        return self.bounds
+    env = make(ENV_ID, obs_mode="entities")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    episodes = bot_demonstrations(ENV_ID, num_episodes=num_episodes,
+                                  env_kwargs={"obs_mode": "entities"})
+    return DemonstrationSource(episodes, *spaces)
 
 
 def _configs(batch_size: int) -> dict[str, Any]:
@@ -85,7 +60,7 @@ def _configs(batch_size: int) -> dict[str, Any]:
     return configs
 
 
-def measure(data: DemoTransitions, updates: int, act_steps: int,
+def measure(data: Any, updates: int, act_steps: int,
             batch_size: int) -> dict[str, tuple[float, float, float, float]]:
     """Per policy: (first-pass samples/s, training samples/s, acting steps/s at batch 1,
     at batch 16). The first pass is one update, plus the frozen trunk's feature pass over
@@ -126,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     updates, act_steps, episodes = (2, 3, 4) if args.quick else (20, 50, 40)
     console = Console()
-    data = DemoTransitions(episodes)
+    data = demo_transitions(episodes)
     results = measure(data, updates, act_steps, batch_size=64)
     table = Table(title=f"BC on {data.num_transitions} BabyAIBot transitions, device "
                         f"{'cuda' if torch.cuda.is_available() else 'cpu'}, "

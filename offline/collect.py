@@ -59,6 +59,7 @@ __all__ = [
     "SKILL_LEVELS",
     "AgentPolicy",
     "Demonstration",
+    "DemonstrationSource",
     "Policy",
     "PolicyPlan",
     "bot_demonstrations",
@@ -708,6 +709,71 @@ class Demonstration:
     mission: str
     level_seed: int
     success: bool
+
+
+class DemonstrationSource:
+    """Bot demonstrations held in memory as a :class:`~gengap.agents.TransitionSource`.
+
+    For a quick behaviour-cloning run, a test or a benchmark on a handful of episodes;
+    ``gengap collect --policy bot`` writes the same episodes to a dataset instead. An episode
+    ends terminated when the bot succeeded, else truncated.
+
+    Args:
+        demonstrations: Episodes from :func:`bot_demonstrations`.
+        observation_space: The env's single observation space.
+        action_space: The env's single action space.
+    """
+
+    def __init__(
+        self,
+        demonstrations: list[Demonstration],
+        observation_space: gymnasium.Space[Any],
+        action_space: gymnasium.Space[Any],
+    ) -> None:
+        if not demonstrations:
+            raise InputError("a demonstration source needs at least one episode, got none")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.obs = _stack([o for demo in demonstrations for o in demo.observations[:-1]])
+        self.next_obs = _stack([o for demo in demonstrations for o in demo.observations[1:]])
+        self.action = np.concatenate([demo.actions for demo in demonstrations])
+        self.reward = np.concatenate([demo.rewards for demo in demonstrations])
+        lengths = [len(demo.actions) for demo in demonstrations]
+        self.bounds = np.cumsum([0, *lengths])
+        last = np.zeros(len(self.action), bool)
+        last[self.bounds[1:] - 1] = True
+        succeeded = np.repeat([demo.success for demo in demonstrations], lengths)
+        self.terminated = last & succeeded
+        self.truncated = last & ~succeeded
+        self.level_seed = np.repeat([demo.level_seed for demo in demonstrations], lengths)
+
+    @property
+    def num_transitions(self) -> int:
+        """Transitions over all episodes."""
+        return len(self.action)
+
+    def transitions(self, indices: np.ndarray) -> dict[str, Any]:
+        """The transitions at ``indices`` (obs, next_obs, action, reward, terminated,
+        truncated, level_seed)."""
+
+        def take(values: Any) -> Any:
+            if isinstance(values, dict):
+                return {key: value[indices] for key, value in values.items()}
+            return values[indices]
+
+        return {
+            "obs": take(self.obs),
+            "next_obs": take(self.next_obs),
+            "action": self.action[indices],
+            "reward": self.reward[indices],
+            "terminated": self.terminated[indices],
+            "truncated": self.truncated[indices],
+            "level_seed": self.level_seed[indices].astype(np.int64),
+        }
+
+    def episode_bounds(self) -> np.ndarray:
+        """``num_episodes + 1`` offsets: episode ``i`` is transitions ``[b[i], b[i+1])``."""
+        return self.bounds
 
 
 def bot_demonstrations(

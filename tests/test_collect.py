@@ -274,3 +274,27 @@ def test_cli_collect_info_verify_and_bad_input(tmp_path, capsys, run_with_snapsh
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_demonstration_source_serves_each_episode_s_transitions_in_order() -> None:
+    from gengap.envs import make
+    from gengap.offline.collect import DemonstrationSource
+
+    env_id = "gengap/babyai-gotolocal-v0"
+    env = make(env_id)
+    episodes = bot_demonstrations(env_id, num_episodes=3)
+    source = DemonstrationSource(episodes, env.observation_space, env.action_space)
+    env.close()
+    bounds = source.episode_bounds()
+    assert list(np.diff(bounds)) == [len(e.actions) for e in episodes]
+    for episode, start, stop in zip(episodes, bounds[:-1], bounds[1:], strict=True):
+        batch = source.transitions(np.arange(start, stop))
+        np.testing.assert_array_equal(batch["action"], episode.actions)
+        np.testing.assert_array_equal(batch["reward"], episode.rewards)
+        np.testing.assert_array_equal(batch["obs"][1:], batch["next_obs"][:-1])
+        np.testing.assert_array_equal(batch["next_obs"][-1], episode.observations[-1])
+        assert batch["terminated"][-1] == episode.success != batch["truncated"][-1]
+        assert not batch["terminated"][:-1].any() and not batch["truncated"][:-1].any()
+        assert set(batch["level_seed"]) == {episode.level_seed}
+    with pytest.raises(InputError, match="at least one episode"):
+        DemonstrationSource([], source.observation_space, source.action_space)

@@ -21,42 +21,11 @@ from gengap.agents.history import EpisodeHistory
 from gengap.agents.lm_network import load_trunk, resolve_model_path, shipped_model_path
 from gengap.envs import make
 from gengap.envs.errors import InputError, InputFileNotFoundError
-
-try:  # the offline issue moves the bot from envs/babyai.py to offline/collect.py
-    from gengap.offline.collect import bot_demonstrations
-except ImportError:
-    from gengap.envs.babyai import bot_demonstrations  # type: ignore[attr-defined,no-redef]
+from gengap.offline.collect import DemonstrationSource, bot_demonstrations
 
 ENV_ID = "gengap/babyai-gotolocal-compositional-v0"
 TINY = {"batch_size": 8, "head_hidden": 16}
 
-
-class DemoTransitions:
-    """An in-memory :class:`~gengap.agents.TransitionSource` over bot demonstrations."""
-
-    def __init__(self, env: gymnasium.Env[Any, Any], num_episodes: int) -> None:
-        demos = bot_demonstrations(ENV_ID, num_episodes=num_episodes,
-                                   env_kwargs={"obs_mode": "entities"})
-        self.observation_space = env.observation_space
-        self.action_space = env.action_space
-        observations = [obs for demo in demos for obs in demo.observations[:-1]]
-        self.obs = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
-        self.action = np.concatenate([demo.actions for demo in demos])
-        self.bounds = np.cumsum([0] + [len(demo.actions) for demo in demos])
-
-    @property
-    def num_transitions(self) -> int:
-        return len(self.action)
-
-    def transitions(self, indices: np.ndarray) -> dict[str, Any]:
-        obs = {key: value[indices] for key, value in self.obs.items()}
-        count = len(indices)
-        return {"obs": obs, "next_obs": obs, "action": self.action[indices],
-                "reward": np.zeros(count, np.float32), "terminated": np.zeros(count, bool),
-                "truncated": np.zeros(count, bool), "level_seed": np.zeros(count, np.int64)}
-
-    def episode_bounds(self) -> np.ndarray:
-        return self.bounds
 
 
 @pytest.fixture(autouse=True)
@@ -75,8 +44,9 @@ def env() -> Iterator[gymnasium.Env[Any, Any]]:
 
 
 @pytest.fixture(scope="module")
-def demos(env: gymnasium.Env[Any, Any]) -> DemoTransitions:
-    return DemoTransitions(env, num_episodes=6)
+def demos(env: gymnasium.Env[Any, Any]) -> DemonstrationSource:
+    episodes = bot_demonstrations(ENV_ID, num_episodes=6, env_kwargs={"obs_mode": "entities"})
+    return DemonstrationSource(episodes, env.observation_space, env.action_space)
 
 
 def logits(agent: LMPolicyAgent, obs: dict[str, Any]) -> torch.Tensor:
@@ -90,7 +60,7 @@ def logits(agent: LMPolicyAgent, obs: dict[str, Any]) -> torch.Tensor:
     {"trunk": "finetune", "entity_tokens": "learned", "pretrained": False},
     {"trunk": "frozen", "entity_tokens": "language", "action_history": 2},
 ])
-def test_agent_conformance(variant: dict[str, Any], demos: DemoTransitions,
+def test_agent_conformance(variant: dict[str, Any], demos: DemonstrationSource,
                            tmp_path: Path) -> None:
     config = LMPolicyConfig(seed=3, **TINY, **variant)
     count = min(12, demos.num_transitions)
@@ -226,7 +196,7 @@ def test_a_local_decoder_folder_works(env: gymnasium.Env[Any, Any], tmp_path: Pa
     assert agent.act(batch).shape == (1,)
 
 
-def test_cached_frozen_features_match_the_trunk(demos: DemoTransitions) -> None:
+def test_cached_frozen_features_match_the_trunk(demos: DemonstrationSource) -> None:
     """A frozen trunk's features are computed once per block of transitions: the head must
     see what the trunk gives for each transition alone (to float rounding)."""
     agent = LMPolicyConfig(seed=0, **TINY).create(demos.observation_space, demos.action_space)
@@ -251,7 +221,7 @@ def history_of(actions: list[int], maxlen: int, obs: dict[str, Any]) -> EpisodeH
 
 
 @pytest.mark.parametrize("entity_tokens", ["language", "learned"])
-def test_action_history_is_read(entity_tokens: str, demos: DemoTransitions,
+def test_action_history_is_read(entity_tokens: str, demos: DemonstrationSource,
                                 tmp_path: Path) -> None:
     config = LMPolicyConfig(seed=1, action_history=2, entity_tokens=entity_tokens, **TINY)
     agent = config.create(demos.observation_space, demos.action_space)
@@ -300,7 +270,7 @@ def test_action_history_is_read(entity_tokens: str, demos: DemoTransitions,
     assert torch.equal(logits_after([2, 3], twin), walked)
 
 
-def test_evaluation_hands_the_lm_policy_its_action_history(demos: DemoTransitions) -> None:
+def test_evaluation_hands_the_lm_policy_its_action_history(demos: DemonstrationSource) -> None:
     """The real evaluation loop: an lm policy with action_history gets each env's episode
     history, and the same seed gives the same episodes."""
     from gengap.eval.evaluate import evaluate
