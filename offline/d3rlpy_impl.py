@@ -274,8 +274,12 @@ class D3rlpyAgent(OfflineLearner):
             device=self.algo._device,
         )
 
-    def _trajectory_batch(self, batch: dict[str, Any]) -> TorchTrajectoryMiniBatch:
-        size, context = batch["valid"].shape
+    def _window_inputs(self, window: dict[str, Any]) -> dict[str, Any]:
+        """Numpy ``(B, K, ...)`` windows -> the transformer's torch inputs, the same for
+        training and acting: ``observations``, ``actions`` (zero where padded),
+        ``returns_to_go``, ``timesteps``, ``masks`` (1 where valid) and, where the window
+        has them (training), ``rewards`` and ``terminals``."""
+        size, context = window["valid"].shape
 
         def flat(values: Any) -> Any:  # (B, K, ...) -> (B * K, ...)
             if isinstance(values, dict):
@@ -285,20 +289,25 @@ class D3rlpyAgent(OfflineLearner):
         def sequences(tensor: torch.Tensor) -> torch.Tensor:
             return tensor.reshape(size, context, *tensor.shape[1:])
 
-        obs = self._observations(flat(batch["obs"]))
-        obs = [sequences(t) for t in obs] if isinstance(obs, list) else sequences(obs)
-        masks = torch.as_tensor(batch["valid"], dtype=torch.float32, device=self.device)
-        return TorchTrajectoryMiniBatch(
-            observations=obs,
-            actions=sequences(self._actions(flat(batch["action"]))) * masks.unsqueeze(-1),
-            rewards=sequences(self._column(flat(batch["reward"]))),
-            returns_to_go=torch.as_tensor(batch["returns_to_go"], dtype=torch.float32,
-                                          device=self.device).unsqueeze(-1),
-            terminals=sequences(self._column(flat(batch["terminated"]))),
-            timesteps=torch.as_tensor(batch["timesteps"], dtype=torch.long, device=self.device),
-            masks=masks,
-            device=self.algo._device,
-        )
+        obs = self._observations(flat(window["obs"]))
+        masks = torch.as_tensor(window["valid"], dtype=torch.float32, device=self.device)
+        inputs = {
+            "observations": [sequences(t) for t in obs] if isinstance(obs, list)
+            else sequences(obs),
+            "actions": sequences(self._actions(flat(window["action"]))) * masks.unsqueeze(-1),
+            "returns_to_go": torch.as_tensor(window["returns_to_go"], dtype=torch.float32,
+                                             device=self.device).unsqueeze(-1),
+            "timesteps": torch.as_tensor(window["timesteps"], dtype=torch.long,
+                                         device=self.device),
+            "masks": masks,
+        }
+        for key, name in (("reward", "rewards"), ("terminated", "terminals")):
+            if key in window:
+                inputs[name] = sequences(self._column(flat(window[key])))
+        return inputs
+
+    def _trajectory_batch(self, batch: dict[str, Any]) -> TorchTrajectoryMiniBatch:
+        return TorchTrajectoryMiniBatch(**self._window_inputs(batch), device=self.algo._device)
 
     def learn(self, batch: dict[str, Any]) -> dict[str, float]:
         torch_batch = self._trajectory_batch(batch) if self.sequence \
@@ -336,29 +345,12 @@ class D3rlpyAgent(OfflineLearner):
 
     def _act_sequence(self, obs: Any, size: int, deterministic: bool,
                       histories: Sequence[EpisodeHistory] | None) -> torch.Tensor:
-        window = self.context_windows(obs, size, histories)
-        valid = window["valid"]
-        context = valid.shape[1]
-
-        def flat(values: Any) -> Any:  # (B, K, ...) -> (B * K, ...)
-            if isinstance(values, dict):
-                return {k: flat(v) for k, v in values.items()}
-            return values.reshape(size * context, *values.shape[2:])
-
-        def sequences(tensor: torch.Tensor) -> torch.Tensor:
-            return tensor.reshape(size, context, *tensor.shape[1:])
-
-        x = self._observations(flat(window["obs"]))
-        observations = [sequences(t) for t in x] if isinstance(x, list) else sequences(x)
-        masks = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
-        actions = sequences(self._actions(flat(window["action"]))) * masks.unsqueeze(-1)
-        returns_to_go = torch.as_tensor(window["returns_to_go"], dtype=torch.float32,
-                                        device=self.device).unsqueeze(-1)
-        timesteps = torch.as_tensor(window["timesteps"], dtype=torch.long, device=self.device)
+        inputs = self._window_inputs(self.context_windows(obs, size, histories))
         transformer = self.impl.modules.transformer
         transformer.eval()
         # d3rlpy's transformers take the attention mask as 1 where a position is padding.
-        output = transformer(observations, actions, returns_to_go, timesteps, 1 - masks)
+        output = transformer(inputs["observations"], inputs["actions"], inputs["returns_to_go"],
+                             inputs["timesteps"], 1 - inputs["masks"])
         if not self.discrete:
             return torch.as_tensor(output[:, -1])
         logits = output[1][:, -1]
