@@ -18,11 +18,7 @@ version and that gengap's episodes are reproducible.
 
 from __future__ import annotations
 
-import os
 from typing import Any
-
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"  # headless rendering; MuJoCo reads it at import
 
 import gymnasium
 import numpy as np
@@ -31,6 +27,7 @@ from gymnasium.utils import EzPickle
 
 from gengap.envs.combinations import extrapolation_split
 from gengap.envs.errors import InputError
+from gengap.envs.headless import render_or_explain
 from gengap.envs.registry import register_env, unknown_name_message
 from gengap.envs.splits import Split, level_for_reset
 
@@ -341,14 +338,7 @@ class MetaWorldEnv(gymnasium.Env[np.ndarray, np.ndarray], EzPickle):
         """
         if self._env is None:
             raise RuntimeError("call reset() before render()")
-        try:
-            return self._env.render()
-        except Exception as error:  # MuJoCo's GL errors have no common type
-            raise RuntimeError(
-                f"MuJoCo could not render with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
-                f"({error}); headless rendering needs EGL (MUJOCO_GL=egl) or OSMesa "
-                "(MUJOCO_GL=osmesa). Training and evaluation do not render."
-            ) from error
+        return render_or_explain(self._env)
 
     def close(self) -> None:
         for env in self._envs.values():

@@ -10,13 +10,8 @@ the sim-to-real nuisances (observation noise, action noise, action delay).
 from __future__ import annotations
 
 import collections
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-# Headless rendering: MuJoCo picks its OpenGL backend when it is imported.
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"
 
 import gymnasium
 import numpy as np
@@ -25,6 +20,7 @@ from gymnasium.utils import EzPickle
 
 from gengap.envs.contexts import kirk_split, split_param
 from gengap.envs.errors import InputError
+from gengap.envs.headless import render_or_explain
 from gengap.envs.registry import register_env, unknown_name_message
 from gengap.envs.splits import Split, level_for_reset
 
@@ -538,14 +534,7 @@ class MujocoContextEnv(gymnasium.Env[np.ndarray, np.ndarray], EzPickle):
         Raises:
             RuntimeError: When no OpenGL backend is available, saying what to install or set.
         """
-        try:
-            return self._inner.render()
-        except Exception as error:  # MuJoCo's GL errors have no common type
-            raise RuntimeError(
-                f"MuJoCo could not render with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
-                f"({error}); headless rendering needs EGL (libegl1, set MUJOCO_GL=egl) or "
-                "OSMesa (libosmesa6, MUJOCO_GL=osmesa). Training and evaluation do not render."
-            ) from error
+        return render_or_explain(self._inner)
 
     def close(self) -> None:
         self._inner.close()
