@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean-venv
 
-$(STAMP): pyproject.toml requirements/lock.txt requirements/torch.txt
+$(STAMP): pyproject.toml requirements/lock.txt requirements/torch.txt requirements/jax-nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: anything wider can pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet -r requirements/torch.txt
 	$(PY) -m pip install --quiet -c requirements/torch.txt -c requirements/lock.txt -e ".[all,dev]"
+	# JAX env libraries whose metadata conflicts with the lock (see pyproject's jax extra).
+	$(PY) -m pip install --quiet --no-deps -r requirements/jax-nodeps.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
