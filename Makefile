@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	@# mypy cannot see through setuptools' editable finder: type-check via a gengap/ link instead.
 	@mkdir -p .typecheck && ln -sfn "$(CURDIR)" .typecheck/gengap
-	MYPYPATH=.typecheck $(VENV)/bin/mypy $(addprefix .typecheck/gengap/,envs agents offline eval drivers scripts)
+	MYPYPATH=.typecheck $(VENV)/bin/mypy $(addprefix .typecheck/gengap/,core envs agents offline eval drivers scripts)
 
 # pytest exits 5 when it ran no test: a suite that runs nothing is broken, so that fails too.
 test: $(STAMP) lint

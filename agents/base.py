@@ -21,9 +21,14 @@ import numpy as np
 import torch
 
 from gengap.agents.history import EpisodeHistory
+from gengap.core.errors import (
+    InputError,
+    InputFileNotFoundError,
+    InputTypeError,
+    unknown_name_message,
+)
 from gengap.envs.configio import config_from_dict
-from gengap.envs.errors import InputError, InputFileNotFoundError, InputTypeError
-from gengap.envs.registry import env_info, registered_ids, unknown_name_message
+from gengap.envs.registry import env_info, registered_ids
 
 CONFIG_FILE = "config.json"
 AGENT_FILE = "agent.json"

@@ -8,7 +8,7 @@ Nothing is pickled: nested states (optimizers) are split into their tensors
 Files are byte-identical for identical states (safetensors files carry at most one
 metadata entry, as a sorted JSON string: the format stores metadata as a hash map whose
 order changes from process to process), so a checksum can verify a reproduction. A
-truncated or corrupt file raises :class:`~gengap.envs.errors.InputError` naming it.
+truncated or corrupt file raises :class:`~gengap.core.errors.InputError` naming it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
-from gengap.envs.errors import InputError, InputFileNotFoundError
+from gengap.core.errors import InputError, InputFileNotFoundError
 from gengap.envs.io import atomic_write_text
 
 # The one metadata key gengap writes into a safetensors file (a sorted JSON string).

@@ -21,8 +21,8 @@ import torch
 from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
 from torch import nn
 
+from gengap.core.errors import InputError, InputFileNotFoundError
 from gengap.envs.entities import ENTITY_FEATURES, VOCABULARY
-from gengap.envs.errors import InputError, InputFileNotFoundError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _DOOR_STATES = ("open", "closed", "locked")

@@ -62,9 +62,8 @@ from gengap.agents.lm_network import (
     resolve_model_path,
     weights_file,
 )
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.entities import VOCABULARY
-from gengap.envs.errors import InputError, InputTypeError
-from gengap.envs.registry import unknown_name_message
 
 TRUNK_MODES = ("frozen", "finetune")
 ENTITY_TOKENS = ("language", "learned")

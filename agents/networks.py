@@ -37,8 +37,7 @@ from stable_baselines3.common.torch_layers import (
 from torch import nn
 
 from gengap.agents.online import policy_observation_space
-from gengap.envs.errors import InputError
-from gengap.envs.registry import unknown_name_message
+from gengap.core.errors import InputError, unknown_name_message
 
 
 def _channel_first_shape(observation_space: gymnasium.Space[Any], name: str) -> tuple[int, ...]:

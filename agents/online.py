@@ -37,7 +37,7 @@ from gengap.agents.base import (
     resolve_device,
 )
 from gengap.agents.history import EpisodeHistory
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.envs.sb3 import to_sb3
 
 STATE_FILE = "training_state.json"

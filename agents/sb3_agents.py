@@ -26,8 +26,7 @@ from gengap.agents.networks import (
     features_extractor_kwargs,
 )
 from gengap.agents.online import SB3Agent
-from gengap.envs.errors import InputError
-from gengap.envs.registry import unknown_name_message
+from gengap.core.errors import InputError, unknown_name_message
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU,

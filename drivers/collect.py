@@ -24,8 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from gengap.envs.errors import InputError, InputFileNotFoundError
-from gengap.envs.registry import unknown_name_message
+from gengap.core.errors import InputError, InputFileNotFoundError, unknown_name_message
 from gengap.eval.runs import RunFolder, Snapshot
 from gengap.offline.collect import (
     BUILT_IN_POLICIES,

@@ -42,9 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.configio import read_toml
-from gengap.envs.errors import InputError, InputTypeError
-from gengap.envs.registry import unknown_name_message
 from gengap.envs.splits import PARTS as SPLIT_PARTS
 from gengap.eval.runs import ExperimentConfig
 

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from gengap.agents import AgentConfig, OfflineAgent
 from gengap.agents.base import Hook
+from gengap.core.errors import InputError, InputFileNotFoundError
 from gengap.envs import Split, make
-from gengap.envs.errors import InputError, InputFileNotFoundError
 from gengap.eval.runs import ExperimentConfig, RunFolder
 from gengap.offline.dataset import Dataset
 

@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from gengap.core.errors import InputFileNotFoundError
 from gengap.drivers.grid import load_study_spec
 from gengap.drivers.sweep import SweepOutcome, run_sweep
-from gengap.envs.errors import InputFileNotFoundError
 
 __all__ = ["QUICKSTART_STUDY", "run_quickstart"]
 

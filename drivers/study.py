@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gengap.core.errors import InputError
 from gengap.envs import env_info
 from gengap.envs.configio import config_from_dict, read_toml
-from gengap.envs.errors import InputError
 from gengap.envs.io import atomic_write_text
 from gengap.eval.metrics import Interval, aggregate, generalization_gap, score_table
 from gengap.eval.runs import ExperimentConfig

@@ -24,9 +24,9 @@ from minigrid.envs.babyai.core.verifier import (
 )
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
+from gengap.core.errors import InputError, InputTypeError
 from gengap.envs.combinations import Combination, combinatorial_split
 from gengap.envs.entities import DEFAULT_MAX_TOKENS, EntityMiniGridEnv
-from gengap.envs.errors import InputError, InputTypeError
 from gengap.envs.registry import register_env
 from gengap.envs.splits import LEVEL_PARTS, Split
 

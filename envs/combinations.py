@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.combination_axis import (
     HELD_OUT_PARTS,
     Combination,
@@ -35,7 +36,6 @@ from gengap.envs.combination_axis import (
     normalize_factors,
     shown_values,
 )
-from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.splits import Split
 
 # The axis type is defined in combination_axis (Split holds one) and re-exported here,

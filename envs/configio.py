@@ -4,7 +4,7 @@ Configs are validated on load: an unknown key or a value of the wrong type is
 an error naming the key, never silently ignored. Every file a user hands gengap
 (experiment and study TOML files, split files, a run folder's JSON files) is read
 through :func:`read_toml` or :func:`read_json`, so a missing, unreadable or malformed
-file is one :class:`~gengap.envs.errors.InputError` naming the file (and the line).
+file is one :class:`~gengap.core.errors.InputError` naming the file (and the line).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gengap.envs.errors import (
+from gengap.core.errors import (
     InputError,
     InputFileNotFoundError,
     InputTypeError,

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.context_axis import (
     CONTEXT_PARTS,
     PARAM_KINDS,
@@ -43,7 +44,6 @@ from gengap.envs.context_axis import (
     check_value,
     split_param,
 )
-from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.splits import Split
 
 __all__ = [

@@ -26,10 +26,10 @@ from minigrid.core.constants import COLOR_NAMES, COLOR_TO_IDX, DIR_TO_VEC, OBJEC
 from minigrid.core.world_object import WorldObj
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.minigrid import OBS_MODES as _GRID_OBS_MODES
 from gengap.envs.minigrid import MiniGridEnv
-from gengap.envs.registry import register_env, unknown_name_message
+from gengap.envs.registry import register_env
 from gengap.envs.splits import Split
 
 OBS_MODES = (*_GRID_OBS_MODES, "entities")

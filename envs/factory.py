@@ -10,7 +10,7 @@ import gymnasium
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode
 
-from gengap.envs.errors import InputError, unknown_name_message
+from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.registry import env_info
 from gengap.envs.splits import PARTS, Split
 
@@ -30,7 +30,7 @@ def resolve_split(env_id: str, split: Split | dict[str, Any] | None) -> Split:
     info = env_info(env_id)
     resolved = Split.coerce(split, info.default_split)
     if resolved.contexts is not None and "contexts" not in info.axes:
-        from gengap.envs.errors import InputError
+        from gengap.core.errors import InputError
 
         raise InputError(
             f"split {resolved.name!r} has a contexts axis, but {env_id} has no physics "

@@ -47,7 +47,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.envs.factory import make, resolve_split
 from gengap.envs.registry import env_info
 from gengap.envs.splits import Split

@@ -25,10 +25,10 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
+from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.combinations import extrapolation_split
-from gengap.envs.errors import InputError
 from gengap.envs.headless import render_or_explain
-from gengap.envs.registry import register_env, unknown_name_message
+from gengap.envs.registry import register_env
 from gengap.envs.splits import Split, level_for_reset
 
 OBS_DIM = 39

@@ -22,8 +22,8 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
-from gengap.envs.errors import InputError
-from gengap.envs.registry import register_env, unknown_name_message
+from gengap.core.errors import InputError, unknown_name_message
+from gengap.envs.registry import register_env
 from gengap.envs.splits import Split, level_for_reset
 
 OBS_MODES = ("image", "full", "rgb", "vector")

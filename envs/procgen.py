@@ -25,8 +25,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from gengap.envs.errors import InputError, InputTypeError
-from gengap.envs.registry import register_env, unknown_name_message
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
+from gengap.envs.registry import register_env
 from gengap.envs.splits import PARTS, LevelSet, Split, level_for_reset
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 
 import gymnasium
 
-from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.splits import Split
 
 NAMESPACE = "gengap"
@@ -34,7 +34,6 @@ __all__ = [
     "register_env",
     "registered_ids",
     "suite",
-    "unknown_name_message",
 ]
 
 

@@ -16,9 +16,9 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.combinations import extrapolation_split
-from gengap.envs.errors import InputError, InputTypeError
-from gengap.envs.registry import register_env, unknown_name_message
+from gengap.envs.registry import register_env
 from gengap.envs.splits import PARTS, Split, level_for_reset
 
 # Colour palette (name -> RGB). None is white or grey: those are the agent and the target.

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.combination_axis import Combination, CombinationAxis
 from gengap.envs.configio import check_keys
 from gengap.envs.context_axis import CONTEXT_PARTS, ContextAxis
-from gengap.envs.errors import InputError, InputTypeError, unknown_name_message
 
 # Procgen and MiniGrid both take 31-bit level seeds.
 MAX_LEVEL_SEED = 2**31 - 1

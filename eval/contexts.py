@@ -23,9 +23,9 @@ from matplotlib.figure import Figure
 
 from gengap.agents.base import Agent
 from gengap.agents.history import EpisodeHistory, new_histories
+from gengap.core.errors import InputError
 from gengap.envs import Split, make, resolve_split
 from gengap.envs.contexts import ContextAxis
-from gengap.envs.errors import InputError
 from gengap.envs.io import atomic_write_text
 from gengap.eval.metrics import Interval
 from gengap.eval.report_parts import save_png
@@ -320,7 +320,7 @@ def plot_heatmap(evaluation: ContextEvaluation, x: str, y: str, path: str | Path
     Raises:
         InputError: For a factor the contexts do not have.
     """
-    from gengap.envs.registry import unknown_name_message
+    from gengap.core.errors import unknown_name_message
 
     for factor in (x, y):
         if factor not in evaluation.params:

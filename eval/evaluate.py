@@ -31,8 +31,8 @@ import numpy as np
 
 from gengap.agents import Agent, load_agent
 from gengap.agents.history import EpisodeHistory, new_histories, record_step
+from gengap.core.errors import InputError
 from gengap.envs import env_info, make, resolve_split
-from gengap.envs.errors import InputError
 from gengap.envs.splits import Split
 from gengap.eval.executor import Executor
 from gengap.eval.runs import RunFolder

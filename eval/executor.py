@@ -29,8 +29,7 @@ from multiprocessing import get_context
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlparse
 
-from gengap.envs.errors import InputError
-from gengap.envs.registry import unknown_name_message
+from gengap.core.errors import InputError, unknown_name_message
 
 __all__ = ["BACKENDS", "Executor", "Outcome", "machine_cores"]
 

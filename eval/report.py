@@ -472,8 +472,8 @@ def report_runs(
         InputError: For no run folders, folders that are not runs (file named), or runs
             that do not share one results store.
     """
+    from gengap.core.errors import InputError
     from gengap.envs import env_info
-    from gengap.envs.errors import InputError
     from gengap.eval.runs import RunFolder, load_run
 
     if not run_dirs:

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 import gengap.offline  # noqa: F401  (registers the offline learners: bc, cql, bcq, dt, ...)
 from gengap.agents import AgentConfig, agent_config_for_env, agent_config_from_dict
 from gengap.agents.base import AGENT_FILE, CONFIG_FILE
+from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.envs import LevelSet, Split, env_info, resolve_split
 from gengap.envs.configio import config_from_dict, read_toml
-from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.envs.factory import check_env_options, check_num_envs
 from gengap.envs.io import atomic_write_text
 

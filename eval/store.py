@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gengap.envs.errors import InputError, InputFileExistsError
+from gengap.core.errors import InputError, InputFileExistsError
 from gengap.envs.splits import PARTS as SPLIT_PARTS
 
 __all__ = [

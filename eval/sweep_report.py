@@ -13,9 +13,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from gengap.envs.errors import InputError, InputFileNotFoundError
+from gengap.core.errors import InputError, InputFileNotFoundError, unknown_name_message
 from gengap.envs.io import atomic_write_text
-from gengap.envs.registry import unknown_name_message
 from gengap.eval.report_parts import improvement_on_common_levels, improvement_table
 from gengap.eval.store import ResultsStore
 from gengap.eval.sweep_plots import plot_gap_vs_axis, plot_profiles

@@ -14,8 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gengap.envs.errors import InputError
-from gengap.envs.registry import unknown_name_message
+from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.splits import LevelSet
 from gengap.eval.metrics import (
     Interval,

@@ -29,7 +29,7 @@ from torch import nn
 from gengap.agents.base import TransitionSource, register_agent
 from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ObservationEncoder
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.offline.learner import (
     ActionScaler,
     OfflineConfig,

@@ -41,10 +41,9 @@ import numpy as np
 from gymnasium import spaces
 
 from gengap.agents.history import EpisodeHistory, new_histories
+from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
-from gengap.envs.errors import InputError
 from gengap.envs.provenance import environment_versions, git_revision
-from gengap.envs.registry import unknown_name_message
 from gengap.offline.dataset import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_CODEC,

@@ -47,7 +47,7 @@ import gymnasium
 from gymnasium import spaces
 
 from gengap.agents.base import register_agent
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.offline.learner import OfflineConfig, check_positive_int
 
 if TYPE_CHECKING:

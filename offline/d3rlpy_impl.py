@@ -31,7 +31,7 @@ from gengap.agents.base import TransitionSource
 from gengap.agents.checkpoint import space_from_dict, space_to_dict
 from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ObservationEncoder
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.offline.learner import (
     ActionScaler,
     OfflineConfig,

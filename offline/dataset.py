@@ -37,7 +37,7 @@ and d3rlpy are export/import targets: ``gengap.offline.interop``'s ``to_minari``
 
 Integrity: the card lists every file with its size and sha256. Opening a dataset always
 checks that every file is there with its recorded size (a truncated file is refused with
-one :class:`~gengap.envs.errors.InputError` naming it); :meth:`Dataset.verify` (and
+one :class:`~gengap.core.errors.InputError` naming it); :meth:`Dataset.verify` (and
 ``Dataset.open(path, verify=True)``) recomputes the checksums. A :class:`DatasetWriter`
 writes into a hidden temporary folder beside the target and renames it into place only
 when complete, so a collection killed at any point leaves either a whole dataset or none.
@@ -62,7 +62,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
+from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.envs.io import atomic_write_text
 from gengap.envs.splits import LEVEL_PARTS, Split
 
@@ -356,7 +356,7 @@ class DatasetWriter:
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ) -> None:
         if codec not in CODECS:
-            from gengap.envs.registry import unknown_name_message
+            from gengap.core.errors import unknown_name_message
 
             raise InputError(unknown_name_message("codec", codec, CODECS))
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:

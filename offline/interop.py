@@ -20,7 +20,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from gengap.envs.errors import InputFileExistsError, InputFileNotFoundError
+from gengap.core.errors import InputFileExistsError, InputFileNotFoundError
 from gengap.envs.io import atomic_write_text
 from gengap.offline.dataset import (
     DEFAULT_CHUNK_ROWS,
@@ -242,7 +242,7 @@ def from_minari(
 
     local = minari.list_local_datasets()
     if dataset_id not in local:
-        from gengap.envs.registry import unknown_name_message
+        from gengap.core.errors import unknown_name_message
 
         raise InputFileNotFoundError(unknown_name_message("Minari dataset", dataset_id, local))
     source = minari.load_dataset(dataset_id)

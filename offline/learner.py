@@ -50,8 +50,7 @@ from gengap.agents.networks import (
     FEATURES_EXTRACTORS,
     ExtractorChoice,
 )
-from gengap.envs.errors import InputError, InputTypeError
-from gengap.envs.registry import unknown_name_message
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.offline.dataset import Dataset
 
 STATE_FILE = "training_state.json"

@@ -1,7 +1,7 @@
 """The ``gengap`` command line.
 
 Each subcommand is thin: it parses arguments into the library's own dataclasses
-and calls the library. Bad input (an :class:`~gengap.envs.errors.InputError` from the
+and calls the library. Bad input (an :class:`~gengap.core.errors.InputError` from the
 library, or an argument argparse refuses) prints one line and exits with status 2.
 Any other exception is a bug in gengap: it prints its traceback and exits with status 1.
 """
@@ -136,7 +136,7 @@ class _Parser(argparse.ArgumentParser):
             super()._check_value(action, value)
             return
         if value not in action.choices:
-            from gengap.envs.registry import unknown_name_message
+            from gengap.core.errors import unknown_name_message
 
             kind = str(action.metavar or action.dest).lower().replace("_", " ")
             raise argparse.ArgumentError(
@@ -577,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_interrupted_message(interrupt, command), file=sys.stderr)
         return INTERRUPTED
     except Exception as error:
-        from gengap.envs.errors import InputError
+        from gengap.core.errors import InputError
 
         if os.environ.get("GENGAP_DEBUG"):
             raise

@@ -28,8 +28,8 @@ def _space_text(space: Any) -> str:
 def cmd_envs(args: argparse.Namespace) -> int:
     import gymnasium
 
+    from gengap.core.errors import InputError
     from gengap.envs import env_info, registered_ids
-    from gengap.envs.errors import InputError
 
     if args.check_leakage is not None:
         if args.family is not None:
@@ -68,8 +68,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def _check_leakage(args: argparse.Namespace) -> int:
+    from gengap.core.errors import InputError
     from gengap.envs import env_info
-    from gengap.envs.errors import InputError
     from gengap.envs.leakage import check_env_options, check_leakage, format_report
 
     env_id = args.check_leakage.strip()
@@ -126,7 +126,7 @@ _TRAIN_FLAGS = {"num_envs": "--num-envs", "env_kwargs": "--env-option", "agent":
 
 def _dataset_env(path: str) -> str:
     """The env id an offline dataset was collected on (its card), for ``--dataset`` alone."""
-    from gengap.envs.errors import InputError
+    from gengap.core.errors import InputError
     from gengap.offline.dataset import Dataset
 
     env_id = Dataset.open(path).env_id
@@ -136,8 +136,8 @@ def _dataset_env(path: str) -> str:
 
 
 def _experiment_from_args(args: argparse.Namespace) -> Any:
+    from gengap.core.errors import InputError
     from gengap.envs.configio import read_toml
-    from gengap.envs.errors import InputError
     from gengap.envs.factory import check_env_options, check_num_envs
     from gengap.eval.runs import ExperimentConfig
 
@@ -213,8 +213,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _check_report_runs(run_dirs: list[str], tag: str) -> None:
     """Refuse a run given twice and a tag some run has no episodes of, before writing."""
-    from gengap.envs.errors import InputError
-    from gengap.envs.registry import unknown_name_message
+    from gengap.core.errors import InputError, unknown_name_message
     from gengap.eval.runs import RunFolder
 
     seen: dict[str, str] = {}

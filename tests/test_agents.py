@@ -43,7 +43,7 @@ from gengap.agents.networks import (
     SlotAttentionExtractor,
     auto_features_extractor,
 )
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 
 MINIGRID_ID = "gengap/minigrid-doorkey-5x5-v0"
 PROCGEN_ID = "gengap/procgen-coinrun-v0"

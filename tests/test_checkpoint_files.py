@@ -24,7 +24,7 @@ from gymnasium.vector import AutoresetMode
 
 import gengap.envs as genv
 from gengap.agents import OnlineAgent, agent_config_class, load_agent, registered_algos
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 
 ENV_ID = "gengap/minigrid-doorkey-5x5-v0"
 TINY = {"ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2},

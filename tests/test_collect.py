@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
+from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.drivers.collect import resolve_policy
 from gengap.envs import Split
 from gengap.envs.babyai import mixed_split
-from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.offline.collect import bot_demonstrations, collect, make_policy
 from gengap.offline.dataset import Dataset
 

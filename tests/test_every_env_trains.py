@@ -34,7 +34,7 @@ from gengap.agents import (
     registered_algos,
 )
 from gengap.agents.base import env_action_space
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.eval.evaluate import evaluate
 
 BUDGET = 64  # env steps over 2 envs: one PPO update, a few DQN/SAC gradient steps

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.eval.executor import Executor, machine_cores
 
 

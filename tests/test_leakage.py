@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gengap.envs as ge
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.envs.leakage import (
     PROBE_STEPS,
     LeakageReport,

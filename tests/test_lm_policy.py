@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 from gengap.agents import LMPolicyAgent, LMPolicyConfig, agent_config_for_env, load_agent
 from gengap.agents.history import EpisodeHistory
 from gengap.agents.lm_network import load_trunk, resolve_model_path, shipped_model_path
+from gengap.core.errors import InputError, InputFileNotFoundError
 from gengap.envs import make
-from gengap.envs.errors import InputError, InputFileNotFoundError
 from gengap.offline.collect import DemonstrationSource, bot_demonstrations
 
 ENV_ID = "gengap/babyai-gotolocal-compositional-v0"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gengap.core.errors import InputError
 from gengap.envs import env_info, make
-from gengap.envs.errors import InputError
 from gengap.envs.metaworld import (
     ALL_TASKS,
     BENCHMARKS,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gengap.core.errors import InputError
 from gengap.envs import Split, make
 from gengap.envs.contexts import ContextAxis, ContextBox, with_contexts
-from gengap.envs.errors import InputError
 from gengap.envs.mujoco import default_split, nominal_context, rrls_split
 
 HOPPER = "gengap/mujoco-hopper-v0"

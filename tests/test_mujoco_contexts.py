@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gengap.core.errors import InputError
 from gengap.envs import Split
 from gengap.envs.contexts import ContextAxis, kirk_split, with_contexts
-from gengap.envs.errors import InputError
 from gengap.envs.mujoco import default_split
 
 RANGES = {"mass_scale": (0.5, 1.5), "friction_scale": (0.5, 1.5)}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gengap.agents import default_agent_config
+from gengap.core.errors import InputError
 from gengap.envs import make
-from gengap.envs.errors import InputError
 from gengap.envs.mujoco import default_split
 from gengap.eval.contexts import (
     ContextEvaluation,

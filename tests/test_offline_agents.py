@@ -33,7 +33,7 @@ from gengap.agents import (
 )
 from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ImpalaCNN, MiniGridCNN, SlotAttentionExtractor
-from gengap.envs.errors import InputError
+from gengap.core.errors import InputError
 from gengap.offline.bc import BCAgent, BCConfig
 from gengap.offline.d3rlpy_impl import D3rlpyAgent, GengapEncoder
 from gengap.offline.learner import OfflineLearner

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from gengap.agents.base import TransitionSource
+from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.envs import LevelSet, Split, make
 from gengap.envs.babyai import mixed_split
-from gengap.envs.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.offline.dataset import Dataset, DatasetWriter
 from gengap.offline.interop import from_minari, to_d3rlpy, to_minari
 

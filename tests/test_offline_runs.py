@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from gengap.core.errors import InputError
 from gengap.drivers.train import run_experiment
 from gengap.envs import LevelSet, Split
-from gengap.envs.errors import InputError
 from gengap.eval.runs import ExperimentConfig
 from gengap.eval.store import ResultsStore
 from gengap.offline.collect import collect, make_policy

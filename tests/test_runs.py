@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from gengap.agents import load_agent
+from gengap.core.errors import InputError
 from gengap.drivers.train import Progress, TrainingInterrupted, run_experiment
 from gengap.envs import env_info
-from gengap.envs.errors import InputError
 from gengap.eval.evaluate import evaluate_run
 from gengap.eval.runs import ExperimentConfig, RunFolder, load_run
 from gengap.eval.store import ResultsStore

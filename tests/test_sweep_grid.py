@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gengap.core.errors import InputError, InputFileNotFoundError, InputTypeError
 from gengap.drivers.grid import (
     describe_axes,
     expand,
@@ -12,7 +13,6 @@ from gengap.drivers.grid import (
     swept_numeric_fields,
     trial_id,
 )
-from gengap.envs.errors import InputError, InputFileNotFoundError, InputTypeError
 
 ENV = "gengap/minigrid-multiroom-n2-s4-v0"
 
