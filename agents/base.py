@@ -27,6 +27,7 @@ from gengap.core.errors import (
     InputTypeError,
     unknown_name_message,
 )
+from gengap.core.files import read_json
 from gengap.envs.configio import config_from_dict
 from gengap.envs.registry import env_info, registered_ids
 
@@ -590,10 +591,7 @@ def read_config(path: str | Path, device: str | None = None) -> AgentConfig:
     config_path = Path(path) / CONFIG_FILE
     if not config_path.is_file():
         raise InputFileNotFoundError(f"no {CONFIG_FILE} in agent directory {str(path)!r}")
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{config_path} is not a valid JSON agent config: {error}") from None
+    data = read_json(config_path, "agent config")
     if isinstance(data, dict) and device is not None:
         data = {**data, "device": device}
     return agent_config_from_dict(data)

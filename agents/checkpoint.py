@@ -13,13 +13,8 @@ truncated or corrupt file raises :class:`~gengap.core.errors.InputError` naming 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,7 +30,7 @@ from safetensors.torch import save_file as save_torch
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
 from gengap.core.errors import InputError, InputFileNotFoundError
-from gengap.envs.io import atomic_write_text
+from gengap.core.files import atomic_write_text, read_json
 
 # The one metadata key gengap writes into a safetensors file (a sorted JSON string).
 _METADATA_KEY = "gengap"
@@ -112,31 +107,6 @@ def space_from_dict(data: dict[str, Any]) -> gymnasium.Space[Any]:
     raise InputError(f"unknown space type {kind!r} in saved spaces")
 
 
-@contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory next to ``path``; on success it replaces ``path``.
-
-    On an exception the temporary directory is removed and ``path`` is untouched.
-    An existing ``path`` is first renamed aside, so the swap is two renames; a crash
-    between them leaves the previous version under ``.<name>.old-*`` beside it.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        os.replace(target, old / target.name)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
@@ -148,21 +118,6 @@ def _missing(path: Path) -> InputFileNotFoundError:
 
 def _unreadable(path: Path, error: BaseException) -> InputError:
     return InputError(f"{path} is truncated or corrupt and cannot be read ({error})")
-
-
-def read_json(path: Path) -> Any:
-    """Read a JSON file.
-
-    Raises:
-        InputFileNotFoundError: If it is missing.
-        InputError: If it is not valid JSON (naming the file).
-    """
-    if not path.is_file():
-        raise _missing(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _unreadable(path, error) from None
 
 
 def _shared_names_removed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -276,7 +231,7 @@ def load_tensor_state(path: Path, device: str) -> dict[str, Any]:
         InputError: If either is damaged.
     """
     tensors, _ = _read_safetensors(path, device)
-    state = _join_tensors(read_json(path.with_suffix(".json")), tensors, path)
+    state = _join_tensors(read_json(path.with_suffix(".json"), "tensor state"), tensors, path)
     if not isinstance(state, dict):
         raise InputError(f"{path.with_suffix('.json')} does not hold a dict of states")
     return state

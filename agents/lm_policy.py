@@ -46,9 +46,7 @@ from gengap.agents.base import (
     resolve_device,
 )
 from gengap.agents.checkpoint import (
-    atomic_directory,
     load_tensor_state,
-    read_json,
     save_tensor_state,
     space_from_dict,
     space_to_dict,
@@ -63,6 +61,7 @@ from gengap.agents.lm_network import (
     weights_file,
 )
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
+from gengap.core.files import atomic_directory, read_json
 from gengap.envs.entities import VOCABULARY
 
 TRUNK_MODES = ("frozen", "finetune")
@@ -397,7 +396,7 @@ class LMPolicyAgent(OfflineAgent):
         config = read_config(folder, device=device)
         if not isinstance(config, LMPolicyConfig):
             raise InputError(f"{folder} holds a {config.algo!r} agent, not an lm policy")
-        info = read_json(folder / AGENT_FILE)
+        info = read_json(folder / AGENT_FILE, "agent file")
         agent = cls(config, space_from_dict(info["observation_space"]),
                     space_from_dict(info["action_space"]))
         recorded = info["trunk"]["weights_sha256"]

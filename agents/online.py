@@ -38,6 +38,7 @@ from gengap.agents.base import (
 )
 from gengap.agents.history import EpisodeHistory
 from gengap.core.errors import InputError
+from gengap.core.files import atomic_directory, read_json
 from gengap.envs.sb3 import to_sb3
 
 STATE_FILE = "training_state.json"
@@ -341,7 +342,7 @@ class SB3Agent(OnlineAgent):
 
     def save(self, path: str | Path) -> None:
         """Write config.json, agent.json and model.safetensors to directory ``path``."""
-        with ckpt.atomic_directory(path) as staging:
+        with atomic_directory(path) as staging:
             self._write_agent_files(staging)
 
     @classmethod
@@ -350,7 +351,7 @@ class SB3Agent(OnlineAgent):
         config = read_config(directory, device=device)
         if config.agent_class() is not cls:
             raise InputError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
-        meta = ckpt.read_json(directory / AGENT_FILE)
+        meta = read_json(directory / AGENT_FILE, "agent file")
         observation_space = ckpt.space_from_dict(meta["observation_space"])
         action_space = ckpt.space_from_dict(meta["action_space"])
         agent = cls(config, observation_space, action_space, n_envs=n_envs)  # type: ignore[arg-type]
@@ -366,7 +367,7 @@ class SB3Agent(OnlineAgent):
     def save_checkpoint(self, path: str | Path) -> None:
         """Atomically write weights, optimizers, counters, RNG states, return-normalization
         statistics and (off-policy) the replay buffer to directory ``path``."""
-        with ckpt.atomic_directory(path) as staging:
+        with atomic_directory(path) as staging:
             self._write_agent_files(staging)
             ckpt.save_tensor_state(self._optimizer_state(), staging / OPTIMIZER_FILE)
             rms = self._return_rms
@@ -395,13 +396,13 @@ class SB3Agent(OnlineAgent):
                 (naming it).
         """
         directory = Path(path)
-        version = ckpt.read_json(directory / AGENT_FILE).get("format_version")
+        version = read_json(directory / AGENT_FILE, "agent file").get("format_version")
         if version != FORMAT_VERSION:
             raise InputError(
                 f"{directory} is a format {version} checkpoint; this gengap resumes format "
                 f"{FORMAT_VERSION} only (its agent still loads for evaluation with load_agent)"
             )
-        state = ckpt.read_json(directory / STATE_FILE)
+        state = read_json(directory / STATE_FILE, "training state")
         agent = cls._from_directory(directory, device, n_envs=state["n_envs"])
         agent._load_optimizer_state(ckpt.load_tensor_state(directory / OPTIMIZER_FILE,
                                                            agent.device))

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
-from gengap.envs.configio import read_toml
+from gengap.core.files import read_toml
 from gengap.envs.splits import PARTS as SPLIT_PARTS
 from gengap.eval.runs import ExperimentConfig
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from gengap.core.errors import InputError
+from gengap.core.files import atomic_write_text
 from gengap.drivers.grid import StudySpec, Trial, describe_axes, expand, load_study_spec
 from gengap.drivers.trial import run_trial, unpack_folder
-from gengap.envs.io import atomic_write_text
 from gengap.eval.runs import check_out_dir
 from gengap.eval.store import ResultsStore
 

@@ -1,29 +1,19 @@
-"""Strict dataclass <-> dict conversion for configs, and the readers of user config files.
+"""Strict dataclass <-> dict conversion for configs.
 
 Configs are validated on load: an unknown key or a value of the wrong type is
-an error naming the key, never silently ignored. Every file a user hands gengap
-(experiment and study TOML files, split files, a run folder's JSON files) is read
-through :func:`read_toml` or :func:`read_json`, so a missing, unreadable or malformed
-file is one :class:`~gengap.core.errors.InputError` naming the file (and the line).
+an error naming the key, never silently ignored. (The files they come from are read by
+:mod:`gengap.core.files`.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 import types
 import typing
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
-from gengap.core.errors import (
-    InputError,
-    InputFileNotFoundError,
-    InputTypeError,
-    unknown_name_message,
-)
+from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 
 T = TypeVar("T")
 
@@ -112,54 +102,3 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, what: str | None 
     if missing:
         raise InputError(f"{what} is missing required key(s): {', '.join(missing)}")
     return cls(**data)
-
-
-def _read_text(path: str | Path, what: str) -> tuple[Path, str]:
-    path = Path(path)
-    if not path.exists():
-        raise InputFileNotFoundError(f"{what} {str(path)!r} does not exist")
-    if not path.is_file():
-        raise InputFileNotFoundError(f"{what} {str(path)!r} is not a file")
-    try:
-        return path, path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(
-            f"{what} {str(path)!r} is not UTF-8 text (bad byte at offset {error.start})"
-        ) from None
-    except OSError as error:
-        raise InputError(f"{what} {str(path)!r} cannot be read: {error.strerror}") from None
-
-
-def read_toml(path: str | Path, what: str = "TOML file") -> dict[str, Any]:
-    """The table in TOML file ``path``; the one reader of user TOML files.
-
-    Args:
-        path: The file.
-        what: What the file is, for messages (``"experiment file"``, ``"study file"``).
-
-    Raises:
-        InputFileNotFoundError: If ``path`` does not exist or is not a file.
-        InputError: If it is not UTF-8 text or not valid TOML (naming the line and column).
-    """
-    path, text = _read_text(path, what)
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:  # its message ends "(at line L, column C)"
-        raise InputError(f"{what} {str(path)!r}: invalid TOML: {error}") from None
-
-
-def read_json(path: str | Path, what: str = "JSON file") -> Any:
-    """The value in JSON file ``path``; a malformed file is an error naming it and the line.
-
-    Raises:
-        InputFileNotFoundError: If ``path`` does not exist or is not a file.
-        InputError: If it is not UTF-8 text or not valid JSON.
-    """
-    path, text = _read_text(path, what)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"{what} {str(path)!r}: invalid JSON: {error.msg} (at line {error.lineno}, "
-            f"column {error.colno})"
-        ) from None

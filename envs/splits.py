@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
+from gengap.core.files import atomic_write_text, parse_json, parse_toml, read_json, read_toml
 from gengap.envs.combination_axis import Combination, CombinationAxis
 from gengap.envs.configio import check_keys
 from gengap.envs.context_axis import CONTEXT_PARTS, ContextAxis
@@ -402,7 +403,7 @@ class Split:
 
     @classmethod
     def from_json(cls, text: str) -> Split:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, "split JSON"))
 
     def to_toml(self) -> str:
         import tomli_w
@@ -411,21 +412,15 @@ class Split:
 
     @classmethod
     def from_toml(cls, text: str) -> Split:
-        import tomllib
-
-        return cls.from_dict(tomllib.loads(text))
+        return cls.from_dict(parse_toml(text, "split TOML"))
 
     def save(self, path: str | Path) -> None:
         """Write the split as JSON or TOML (by suffix), atomically."""
-        from gengap.envs.io import atomic_write_text
-
         path = Path(path)
         atomic_write_text(path, self.to_toml() if path.suffix == ".toml" else self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
-        from gengap.envs.configio import read_json, read_toml
-
         path = Path(path)
         read = read_toml if path.suffix == ".toml" else read_json
         return cls.from_dict(read(path, "split file"))

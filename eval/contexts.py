@@ -24,9 +24,9 @@ from matplotlib.figure import Figure
 from gengap.agents.base import Agent
 from gengap.agents.history import EpisodeHistory, new_histories
 from gengap.core.errors import InputError
+from gengap.core.files import atomic_write_text
 from gengap.envs import Split, make, resolve_split
 from gengap.envs.contexts import ContextAxis
-from gengap.envs.io import atomic_write_text
 from gengap.eval.metrics import Interval
 from gengap.eval.report_parts import save_png
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from gengap.envs.io import atomic_write_text
+from gengap.core.files import atomic_write_text
 from gengap.eval.metrics import (
     Interval,
     ScoreTable,

@@ -18,7 +18,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gengap.envs.io import atomic_write_bytes
+from gengap.core.files import atomic_write_bytes
 from gengap.eval.metrics import Interval, ScoreTable, probability_of_improvement
 
 __all__ = ["improvement_on_common_levels", "improvement_table", "save_png"]

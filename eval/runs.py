@@ -37,10 +37,10 @@ import gengap.offline  # noqa: F401  (registers the offline learners: bc, cql, b
 from gengap.agents import AgentConfig, agent_config_for_env, agent_config_from_dict
 from gengap.agents.base import AGENT_FILE, CONFIG_FILE
 from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
+from gengap.core.files import atomic_write_text, read_json, read_toml
 from gengap.envs import LevelSet, Split, env_info, resolve_split
-from gengap.envs.configio import config_from_dict, read_toml
+from gengap.envs.configio import config_from_dict
 from gengap.envs.factory import check_env_options, check_num_envs
-from gengap.envs.io import atomic_write_text
 
 if TYPE_CHECKING:
     from gengap.agents import Agent
@@ -299,21 +299,6 @@ class RunLockedError(InputError):
     """Another process holds the run folder's lock (it is training in it)."""
 
 
-def _read_json(path: Path, what: str) -> Any:
-    """JSON from ``path``; a missing or corrupt file raises an InputError naming it."""
-    if not path.is_file():
-        raise InputFileNotFoundError(f"{what}: {str(path)!r} is missing")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        reason = (
-            f"not valid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-            if isinstance(error, json.JSONDecodeError)
-            else "not UTF-8 text"
-        )
-        raise InputError(f"{what} {str(path)!r} is corrupt ({reason})") from None
-
-
 def _write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2))
 
@@ -405,27 +390,27 @@ class RunFolder:
 
     # -- reading -------------------------------------------------------------------------
     def read_config(self) -> ExperimentConfig:
-        data = _read_json(self.config_path, "run folder config")
+        data = read_json(self.config_path, "run folder config")
         try:
             return ExperimentConfig.from_dict(data)
         except (ValueError, TypeError) as error:
             raise InputError(f"{str(self.config_path)!r}: {error}") from None
 
     def read_split(self) -> Split:
-        data = _read_json(self.split_path, "run folder split")
+        data = read_json(self.split_path, "run folder split")
         try:
             return Split.from_dict(data)
         except (ValueError, TypeError) as error:
             raise InputError(f"{str(self.split_path)!r}: {error}") from None
 
     def read_info(self) -> dict[str, Any]:
-        info = _read_json(self.run_path, "run folder info")
+        info = read_json(self.run_path, "run folder info")
         if not isinstance(info, dict) or not isinstance(info.get("run_id"), str):
             raise InputError(f"{str(self.run_path)!r} is corrupt: it has no run_id")
         return info
 
     def read_agent_config(self) -> AgentConfig:
-        data = _read_json(self.agent_config_path, "run folder agent config")
+        data = read_json(self.agent_config_path, "run folder agent config")
         try:
             return agent_config_from_dict(data)
         except (ValueError, TypeError) as error:
@@ -440,7 +425,7 @@ class RunFolder:
     def agent_step(self) -> int:
         """Training steps of the final agent (``agent/agent.json``): env steps of an online
         agent, updates of an offline one."""
-        data = _read_json(self.agent_dir / AGENT_FILE, "run folder agent")
+        data = read_json(self.agent_dir / AGENT_FILE, "run folder agent")
         return int(data["num_updates"] if "num_updates" in data else data["num_timesteps"])
 
     def store_path(self) -> Path:
@@ -469,7 +454,7 @@ class RunFolder:
             info_path = folder / self.SNAPSHOT_INFO
             if not info_path.is_file():
                 continue  # an interrupted save: the info file is written last
-            info = _read_json(info_path, "snapshot")
+            info = read_json(info_path, "snapshot")
             found.append(Snapshot(step=int(info["step"]), path=folder, scores=info["scores"]))
         return sorted(found, key=lambda snapshot: snapshot.step)
 

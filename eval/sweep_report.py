@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gengap.core.errors import InputError, InputFileNotFoundError, unknown_name_message
-from gengap.envs.io import atomic_write_text
+from gengap.core.files import atomic_write_text, read_json
 from gengap.eval.report_parts import improvement_on_common_levels, improvement_table
 from gengap.eval.store import ResultsStore
 from gengap.eval.sweep_plots import plot_gap_vs_axis, plot_profiles
@@ -96,7 +96,7 @@ def write_sweep_report(
         raise InputFileNotFoundError(
             f"{str(folder)!r} is not a sweep folder (no gengap.sqlite and study.json there)"
         )
-    saved = json.loads(study_path.read_text())
+    saved = read_json(study_path, "sweep study record")
     study = saved["study"]
     score = score or study["score"]
     reps = reps or study["reps"]

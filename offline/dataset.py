@@ -63,7 +63,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
-from gengap.envs.io import atomic_write_text
+from gengap.core.files import atomic_write_text, read_json
 from gengap.envs.splits import LEVEL_PARTS, Split
 
 __all__ = [
@@ -801,7 +801,7 @@ class Dataset:
         self._row_starts = self._bounds[:-1] + np.arange(num_episodes, dtype=np.int64)
         self._combinations: list[list[tuple[Any, ...]]] | None = None
         if (path / "episodes/combinations.json").is_file():
-            raw = json.loads((path / "episodes/combinations.json").read_text(encoding="utf-8"))
+            raw = read_json(path / "episodes/combinations.json", "dataset file")
             self._combinations = [[tuple(c) for c in episode] for episode in raw]
 
     # -- opening ------------------------------------------------------------------------------
@@ -827,12 +827,7 @@ class Dataset:
             raise InputFileNotFoundError(
                 f"no gengap dataset at {str(path)!r} ({CARD_FILE} is missing)"
             )
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InputError(
-                f"dataset card {str(card_path)!r} is not valid JSON: {error}"
-            ) from None
+        card = read_json(card_path, "dataset card")
         if not isinstance(card, dict) or card.get("format") != FORMAT:
             raise InputError(f"{str(card_path)!r} is not a gengap dataset card")
         if card.get("format_version") != FORMAT_VERSION:

@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gengap.core.errors import InputFileExistsError, InputFileNotFoundError
-from gengap.envs.io import atomic_write_text
+from gengap.core.files import atomic_write_text, read_json
 from gengap.offline.dataset import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_CODEC,
@@ -248,7 +248,7 @@ def from_minari(
     source = minari.load_dataset(dataset_id)
     card_path = Path(get_dataset_path(dataset_id)) / "gengap_card.json"
     if card_path.is_file():
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card = read_json(card_path, "Minari dataset's gengap card")
         images = set(card.pop("minari_channel_first", []))
         combinations = card.pop("minari_episode_combinations", None)
         successes = card.pop("minari_episode_success", None)

@@ -51,6 +51,7 @@ from gengap.agents.networks import (
     ExtractorChoice,
 )
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
+from gengap.core.files import atomic_directory, read_json
 from gengap.offline.dataset import Dataset
 
 STATE_FILE = "training_state.json"
@@ -362,7 +363,7 @@ class OfflineLearner(OfflineAgent):
 
     def save(self, path: str | Path) -> None:
         """Write config.json, agent.json and model.safetensors to directory ``path``."""
-        with ckpt.atomic_directory(path) as staging:
+        with atomic_directory(path) as staging:
             self._write_agent_files(staging, self.acting_networks())
 
     @classmethod
@@ -371,7 +372,7 @@ class OfflineLearner(OfflineAgent):
         config = read_config(directory).replace(device=device)
         if config.agent_class() is not cls:
             raise ValueError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
-        meta = ckpt.read_json(directory / AGENT_FILE)
+        meta = read_json(directory / AGENT_FILE, "agent file")
         agent = cls(config, ckpt.space_from_dict(meta["observation_space"]),  # type: ignore[arg-type]
                     ckpt.space_from_dict(meta["action_space"]))
         agent.num_updates = int(meta["num_updates"])
@@ -387,7 +388,7 @@ class OfflineLearner(OfflineAgent):
 
     def save_checkpoint(self, path: str | Path) -> None:
         """Atomically write networks, optimizers, update count and RNG states to ``path``."""
-        with ckpt.atomic_directory(path) as staging:
+        with atomic_directory(path) as staging:
             self._write_agent_files(staging, self.checkpoint_networks())
             torch_state: dict[str, Any] = {
                 name: opt.state_dict() for name, opt in self.optimizers().items()}
@@ -417,7 +418,7 @@ class OfflineLearner(OfflineAgent):
             opt.load_state_dict(torch_state[name])
         agent._cpu_rng = torch_state["rng.cpu"]
         agent._cuda_rng = torch_state.get("rng.cuda")
-        state = ckpt.read_json(directory / STATE_FILE)
+        state = read_json(directory / STATE_FILE, "training state")
         agent.num_updates = int(state["num_updates"])
         return agent
 

@@ -137,7 +137,7 @@ def _dataset_env(path: str) -> str:
 
 def _experiment_from_args(args: argparse.Namespace) -> Any:
     from gengap.core.errors import InputError
-    from gengap.envs.configio import read_toml
+    from gengap.core.files import read_toml
     from gengap.envs.factory import check_env_options, check_num_envs
     from gengap.eval.runs import ExperimentConfig
 

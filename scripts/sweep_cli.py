@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gengap.core.files import read_json
 from gengap.scripts.argtypes import non_negative_int, positive_int
 
 __all__ = ["add_parsers", "cmd_sweep", "is_sweep_folder", "print_sweep_table"]
@@ -75,7 +76,6 @@ def is_sweep_folder(path: str | Path) -> bool:
 def print_sweep_table(folder: Path, console: Any, *, out_dir: str | Path | None = None) -> Path:
     """Print the sweep's table (mean with CIs per setting) and write its report
     (default ``<folder>/report``)."""
-    import json
 
     from gengap.eval.store import ResultsStore
     from gengap.eval.sweep_report import (
@@ -86,7 +86,7 @@ def print_sweep_table(folder: Path, console: Any, *, out_dir: str | Path | None 
         write_sweep_report,
     )
 
-    saved = json.loads((folder / "study.json").read_text())
+    saved = read_json(folder / "study.json", "sweep study record")
     study = saved["study"]
     store = ResultsStore(folder / "gengap.sqlite")
     summaries = summarize_sweep(

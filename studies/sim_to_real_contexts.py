@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gengap.agents import load_agent
-from gengap.envs.io import atomic_write_text
+from gengap.core.files import atomic_write_text, read_json
 from gengap.eval.contexts import (
     ContextEvaluation,
     evaluate_split_contexts,
@@ -49,7 +49,7 @@ def evaluate_study(study_dir: Path, episodes: int, out: Path
         config, split = folder.read_config(), folder.read_split()
         arm = (config.label or config.name).rsplit("/", 1)[-1]
         kept = out / "runs" / f"{run_dir.name}.json"
-        data = json.loads(kept.read_text(encoding="utf-8")) if kept.is_file() else {}
+        data = read_json(kept, "kept evaluation") if kept.is_file() else {}
         if data.get("episodes_per_context") == episodes:
             evaluations = {part: ContextEvaluation.from_dict(value)
                            for part, value in data["parts"].items()}

@@ -34,7 +34,7 @@ from gengap.agents import (
     registered_algos,
     resolve_device,
 )
-from gengap.agents.checkpoint import atomic_directory, space_from_dict, space_to_dict
+from gengap.agents.checkpoint import space_from_dict, space_to_dict
 from gengap.agents.networks import (
     GoalFiLMCNN,
     GoalFiLMPoolCNN,
@@ -44,6 +44,7 @@ from gengap.agents.networks import (
     auto_features_extractor,
 )
 from gengap.core.errors import InputError
+from gengap.core.files import atomic_directory
 
 MINIGRID_ID = "gengap/minigrid-doorkey-5x5-v0"
 PROCGEN_ID = "gengap/procgen-coinrun-v0"

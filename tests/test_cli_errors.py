@@ -142,7 +142,8 @@ def test_corrupt_run_json_names_the_file(capsys, tmp_path, trained_run):
     shutil.copytree(trained_run, copy)
     (copy / "config.json").write_text('{"env_id": "gengap/minigrid\x01-doorkey"}')
     line = _one_line(*_run(capsys, "eval", str(copy))[::2])
-    assert f"{str(copy / 'config.json')!r} is corrupt (not valid JSON at line 1" in line
+    assert f"{str(copy / 'config.json')!r}: invalid JSON: " in line
+    assert "(at line 1, column " in line
 
 
 def test_internal_error_is_a_traceback_and_exit_1(capsys, monkeypatch):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
+from gengap.core.files import read_json, read_toml
 from gengap.envs import make
-from gengap.envs.configio import read_json, read_toml
 from gengap.envs.factory import MAX_NUM_ENVS, check_env_options, env_options
 from gengap.eval.runs import ExperimentConfig
 from gengap.eval.store import ResultsStore

@@ -50,7 +50,7 @@ def test_the_sweep_takes_context_parts_as_evaluations():
 
 def test_the_offline_arm_learns_from_nominal_data_and_is_scored_on_the_same_parts():
     # config only: the dataset is made by the commands in the file's header
-    from gengap.envs.configio import read_toml
+    from gengap.core.files import read_toml
 
     offline = StudyConfig.from_dict(read_toml(STUDY.parent / "sim_to_real_offline.toml"))
     online = load_study(STUDY)
