@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gengap.agents.history import EpisodeHistory
+from gengap.core.config import config_from_dict
 from gengap.core.errors import (
     InputError,
     InputFileNotFoundError,
@@ -28,7 +29,6 @@ from gengap.core.errors import (
     unknown_name_message,
 )
 from gengap.core.files import read_json
-from gengap.envs.configio import config_from_dict
 from gengap.envs.registry import env_info, registered_ids
 
 CONFIG_FILE = "config.json"

@@ -36,10 +36,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gengap.core.config import config_from_dict
 from gengap.core.errors import InputError
 from gengap.core.files import atomic_write_text, read_toml
 from gengap.envs import env_info
-from gengap.envs.configio import config_from_dict
 from gengap.eval.metrics import Interval, aggregate, generalization_gap, score_table
 from gengap.eval.runs import ExperimentConfig
 

@@ -31,9 +31,9 @@ from typing import Any, Protocol
 from gengap.agents import Agent, AgentConfig, OfflineAgent, OnlineAgent, resolve_device
 from gengap.agents.base import Hook
 from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
+from gengap.core.provenance import environment_versions, git_revision
 from gengap.drivers.offline import OfflineTrainer, open_datasets
 from gengap.envs import Split, make
-from gengap.envs.provenance import environment_versions, git_revision
 from gengap.eval.evaluate import EpisodeRecord, evaluate, mean_scores
 from gengap.eval.runs import ExperimentConfig, RunFolder, check_out_dir
 from gengap.eval.store import ResultsStore

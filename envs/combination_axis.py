@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from gengap.core.config import check_keys
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
-from gengap.envs.configio import check_keys
 
 FactorValue = str | int
 Combination = tuple[FactorValue, ...]

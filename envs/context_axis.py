@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from gengap.core.config import check_keys
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
-from gengap.envs.configio import check_keys
 
 # Held-out physics-context parts; like the combination parts they use the test levels.
 CONTEXT_PARTS = (

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from gengap.core.config import check_keys
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.core.files import atomic_write_text, parse_json, parse_toml, read_json, read_toml
 from gengap.envs.combination_axis import Combination, CombinationAxis
-from gengap.envs.configio import check_keys
 from gengap.envs.context_axis import CONTEXT_PARTS, ContextAxis
 
 # Procgen and MiniGrid both take 31-bit level seeds.

@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 import gengap.offline  # noqa: F401  (registers the offline learners: bc, cql, bcq, dt, ...)
 from gengap.agents import AgentConfig, agent_config_for_env, agent_config_from_dict
 from gengap.agents.base import AGENT_FILE, CONFIG_FILE
+from gengap.core.config import config_from_dict
 from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.core.files import atomic_write_text, read_json, read_toml
 from gengap.envs import LevelSet, Split, env_info, resolve_split
-from gengap.envs.configio import config_from_dict
 from gengap.envs.factory import check_env_options, check_num_envs
 
 if TYPE_CHECKING:

@@ -431,8 +431,8 @@ class ResultsStore:
             seed: Training seed.
             config: The full experiment config (JSON-serializable).
             split: The split as a dict (``Split.to_dict()``).
-            versions: Library versions (:func:`gengap.envs.provenance.environment_versions`).
-            git_rev: Code revision (:func:`gengap.envs.provenance.git_revision`).
+            versions: Library versions (:func:`gengap.core.provenance.environment_versions`).
+            git_rev: Code revision (:func:`gengap.core.provenance.git_revision`).
             run_dir: Folder holding checkpoints and logs.
             status: One of :data:`RUN_STATUSES`.
             label: Name of the configuration, used to group seeds of the same experiment in

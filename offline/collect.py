@@ -42,8 +42,8 @@ from gymnasium import spaces
 
 from gengap.agents.history import EpisodeHistory, new_histories
 from gengap.core.errors import InputError, unknown_name_message
+from gengap.core.provenance import environment_versions, git_revision
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
-from gengap.envs.provenance import environment_versions, git_revision
 from gengap.offline.dataset import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_CODEC,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gengap.envs.provenance import environment_versions, git_revision
+from gengap.core.provenance import environment_versions, git_revision
 from gengap.eval import store as store_module
 from gengap.eval.store import ResultsStore
 
