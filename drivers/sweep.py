@@ -2,7 +2,7 @@
 
 :func:`run_sweep` expands a study file (:mod:`gengap.drivers.grid`) into trials, skips
 the ones the sweep's results store already holds, runs the others through
-:class:`gengap.eval.executor.Executor`, and takes in each result as it arrives. The
+:class:`gengap.core.executor.Executor`, and takes in each result as it arrives. The
 sweep folder::
 
     study.json       the study as run, the scale, and its trials' run names (what the
@@ -213,7 +213,7 @@ def run_sweep(
         retries: Extra attempts of a failing trial (default: the study's ``retries``).
         stream: Where the live view goes (default stdout).
         executor_factory: Builds the executor (default
-            :class:`gengap.eval.executor.Executor`); same keyword arguments.
+            :class:`gengap.core.executor.Executor`); same keyword arguments.
 
     Returns:
         What was skipped, completed and failed. The results are in the sweep's store.
@@ -229,7 +229,7 @@ def run_sweep(
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InputError(f"retries must be an integer >= 0, got {retries!r}")
     if executor_factory is None:
-        from gengap.eval.executor import Executor
+        from gengap.core.executor import Executor
 
         executor_factory = Executor
     executor = executor_factory(

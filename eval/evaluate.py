@@ -32,9 +32,9 @@ import numpy as np
 from gengap.agents import Agent, load_agent
 from gengap.agents.history import EpisodeHistory, new_histories, record_step
 from gengap.core.errors import InputError
+from gengap.core.executor import Executor
 from gengap.envs import env_info, make, resolve_split
 from gengap.envs.splits import Split
-from gengap.eval.executor import Executor
 from gengap.eval.runs import RunFolder
 
 

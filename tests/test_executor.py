@@ -13,7 +13,7 @@ import time
 import pytest
 
 from gengap.core.errors import InputError
-from gengap.eval.executor import Executor, machine_cores
+from gengap.core.executor import Executor, machine_cores
 
 
 def _by_index(outcomes):
@@ -63,7 +63,7 @@ def test_ctrl_c_stops_the_pool_promptly():
         # starts background jobs with SIGINT ignored, and Python then installs no handler).
         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import time\n"
-        "from gengap.eval.executor import Executor\n"
+        "from gengap.core.executor import Executor\n"
         "print('ready', flush=True)\n"
         "Executor('local', workers=2).run(time.sleep, [120.0, 120.0])\n"
     )
