@@ -1,4 +1,5 @@
-"""Safe, atomic agent files: spaces as JSON, weights as safetensors, no pickle.
+"""Safe, atomic agent files: spaces as JSON (:mod:`gengap.core.spaces`), weights as
+safetensors, no pickle.
 
 A saved directory is written into a temporary sibling and renamed into place, so a
 reader (or a resumed run after a kill) sees either the old directory or the new one.
@@ -18,10 +19,8 @@ import random
 from pathlib import Path
 from typing import Any, cast
 
-import gymnasium
 import numpy as np
 import torch
-from gymnasium import spaces
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
@@ -34,77 +33,6 @@ from gengap.core.files import atomic_write_text, read_json
 
 # The one metadata key gengap writes into a safetensors file (a sorted JSON string).
 _METADATA_KEY = "gengap"
-
-
-def _array_or_scalar(values: np.ndarray) -> Any:
-    flat = values.reshape(-1)
-    if flat.size and np.all(flat == flat[0]):
-        return flat[0].item()
-    return values.tolist()
-
-
-def _json_float(value: Any) -> Any:
-    # JSON has no inf; store it as a string Python's float() reads back.
-    if isinstance(value, list):
-        return [_json_float(item) for item in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
-
-
-def space_to_dict(space: gymnasium.Space[Any]) -> dict[str, Any]:
-    """A JSON-ready description of a Box, Discrete, MultiDiscrete, MultiBinary or Dict space.
-
-    Raises:
-        TypeError: For another kind of space.
-    """
-    if isinstance(space, spaces.Box):
-        return {
-            "type": "Box",
-            "shape": list(space.shape),
-            "dtype": str(space.dtype),
-            "low": _json_float(_array_or_scalar(space.low)),
-            "high": _json_float(_array_or_scalar(space.high)),
-        }
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}
-    if isinstance(space, spaces.MultiBinary):
-        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
-    if isinstance(space, spaces.Dict):
-        return {"type": "Dict", "spaces": {k: space_to_dict(v) for k, v in space.spaces.items()}}
-    raise TypeError(f"cannot save a space of type {type(space).__name__}: {space!r}")
-
-
-def _float_back(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_float_back(item) for item in value]
-    return float(value) if isinstance(value, str) else value
-
-
-def space_from_dict(data: dict[str, Any]) -> gymnasium.Space[Any]:
-    """Inverse of :func:`space_to_dict`.
-
-    Raises:
-        InputError: For an unknown space type.
-    """
-    kind = data.get("type")
-    if kind == "Box":
-        shape = tuple(data["shape"])
-        dtype = np.dtype(data["dtype"])
-        low = np.broadcast_to(np.asarray(_float_back(data["low"]), dtype=dtype), shape)
-        high = np.broadcast_to(np.asarray(_float_back(data["high"]), dtype=dtype), shape)
-        return spaces.Box(low=low.copy(), high=high.copy(), shape=shape, dtype=dtype)
-    if kind == "Discrete":
-        return spaces.Discrete(data["n"], start=data.get("start", 0))
-    if kind == "MultiDiscrete":
-        return spaces.MultiDiscrete(data["nvec"])
-    if kind == "MultiBinary":
-        return spaces.MultiBinary(data["n"])
-    if kind == "Dict":
-        return spaces.Dict({k: space_from_dict(v) for k, v in data["spaces"].items()})
-    raise InputError(f"unknown space type {kind!r} in saved spaces")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -48,8 +48,6 @@ from gengap.agents.base import (
 from gengap.agents.checkpoint import (
     load_tensor_state,
     save_tensor_state,
-    space_from_dict,
-    space_to_dict,
     write_json,
 )
 from gengap.agents.history import EpisodeHistory
@@ -62,6 +60,7 @@ from gengap.agents.lm_network import (
 )
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.core.files import atomic_directory, read_json
+from gengap.core.spaces import space_from_dict, space_to_dict
 from gengap.envs.entities import VOCABULARY
 
 TRUNK_MODES = ("frozen", "finetune")

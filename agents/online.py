@@ -39,6 +39,7 @@ from gengap.agents.base import (
 from gengap.agents.history import EpisodeHistory
 from gengap.core.errors import InputError
 from gengap.core.files import atomic_directory, read_json
+from gengap.core.spaces import space_from_dict, space_to_dict
 from gengap.envs.sb3 import to_sb3
 
 STATE_FILE = "training_state.json"
@@ -335,8 +336,8 @@ class SB3Agent(OnlineAgent):
         ckpt.write_json(directory / AGENT_FILE, {
             "format_version": FORMAT_VERSION,
             "num_timesteps": self.num_timesteps,
-            "observation_space": ckpt.space_to_dict(self.observation_space),
-            "action_space": ckpt.space_to_dict(self.action_space),
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
         })
         ckpt.save_weights(self.model.policy, directory / WEIGHTS_FILE)
 
@@ -352,8 +353,8 @@ class SB3Agent(OnlineAgent):
         if config.agent_class() is not cls:
             raise InputError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
         meta = read_json(directory / AGENT_FILE, "agent file")
-        observation_space = ckpt.space_from_dict(meta["observation_space"])
-        action_space = ckpt.space_from_dict(meta["action_space"])
+        observation_space = space_from_dict(meta["observation_space"])
+        action_space = space_from_dict(meta["action_space"])
         agent = cls(config, observation_space, action_space, n_envs=n_envs)  # type: ignore[arg-type]
         ckpt.load_weights(agent.model.policy, directory / WEIGHTS_FILE, agent.device)
         agent.num_timesteps = meta["num_timesteps"]

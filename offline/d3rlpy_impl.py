@@ -28,10 +28,10 @@ from gymnasium import spaces
 from torch import nn
 
 from gengap.agents.base import TransitionSource
-from gengap.agents.checkpoint import space_from_dict, space_to_dict
 from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ObservationEncoder
 from gengap.core.errors import InputError
+from gengap.core.spaces import space_from_dict, space_to_dict
 from gengap.offline.learner import (
     ActionScaler,
     OfflineConfig,

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -64,6 +63,7 @@ from gymnasium import spaces
 
 from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.core.files import atomic_write_text, read_json
+from gengap.core.spaces import space_from_dict, space_to_dict
 from gengap.envs.splits import LEVEL_PARTS, Split
 
 __all__ = [
@@ -71,8 +71,6 @@ __all__ = [
     "FORMAT_VERSION",
     "Dataset",
     "DatasetWriter",
-    "space_from_dict",
-    "space_to_dict",
 ]
 
 CARD_FILE = "card.json"
@@ -86,77 +84,6 @@ CODECS = ("zstd", "none")
 ZSTD_LEVEL = 3
 DEFAULT_CACHE_BYTES = 256 * 2**20
 _HASH_BLOCK = 2**22
-
-
-# -- spaces <-> JSON --------------------------------------------------------------------------
-def _bounds_to_json(values: np.ndarray) -> Any:
-    flat = np.unique(values)
-    if flat.size == 1:
-        return _json_number(flat[0])
-    return [_json_number(v) for v in values.ravel()]
-
-
-def _json_number(value: Any) -> Any:
-    value = value.item() if isinstance(value, np.generic) else value
-    if isinstance(value, float) and not math.isfinite(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def _bounds_from_json(data: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    values = np.asarray(
-        [float(v) if isinstance(v, str) else v for v in data]
-        if isinstance(data, list)
-        else (float(data) if isinstance(data, str) else data)
-    )
-    return np.broadcast_to(values.reshape(shape) if values.ndim else values, shape).astype(dtype)
-
-
-def space_to_dict(space: gymnasium.Space[Any]) -> dict[str, Any]:
-    """A JSON-ready description of a Box, Discrete, MultiDiscrete or Dict space.
-
-    Raises:
-        InputError: For another space type.
-    """
-    if isinstance(space, spaces.Box):
-        return {
-            "type": "Box",
-            "shape": list(space.shape),
-            "dtype": str(space.dtype),
-            "low": _bounds_to_json(space.low),
-            "high": _bounds_to_json(space.high),
-        }
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}
-    if isinstance(space, spaces.Dict):
-        return {"type": "Dict", "spaces": {k: space_to_dict(s) for k, s in space.spaces.items()}}
-    raise InputError(
-        f"observation/action space must be Box, Discrete, MultiDiscrete or a Dict of them, "
-        f"got {type(space).__name__}"
-    )
-
-
-def space_from_dict(data: Mapping[str, Any]) -> gymnasium.Space[Any]:
-    """Rebuild a space written by :func:`space_to_dict`."""
-    kind = data["type"]
-    if kind == "Box":
-        shape = tuple(int(s) for s in data["shape"])
-        dtype = np.dtype(data["dtype"])
-        return spaces.Box(
-            _bounds_from_json(data["low"], shape, dtype),
-            _bounds_from_json(data["high"], shape, dtype),
-            shape,
-            dtype,  # type: ignore[arg-type]
-        )
-    if kind == "Discrete":
-        return spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
-    if kind == "MultiDiscrete":
-        return spaces.MultiDiscrete(np.asarray(data["nvec"], dtype=np.int64))
-    if kind == "Dict":
-        return spaces.Dict({k: space_from_dict(v) for k, v in data["spaces"].items()})
-    raise InputError(f"unknown space type {kind!r} in a dataset card")
 
 
 def _leaf_spaces(space: gymnasium.Space[Any]) -> dict[str, gymnasium.Space[Any]]:
@@ -366,7 +293,9 @@ class DatasetWriter:
         self.action_space = action_space
         self.card = dict(card or {})
         self._leaves = _leaf_spaces(observation_space)
-        space_to_dict(action_space)  # unsupported action spaces fail now
+        if not isinstance(action_space, spaces.Box | spaces.Discrete | spaces.MultiDiscrete):
+            raise InputError(f"action space must be Box, Discrete or MultiDiscrete, got "
+                             f"{type(action_space).__name__}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(self.path)
         self.tmp = Path(

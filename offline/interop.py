@@ -22,12 +22,12 @@ from gymnasium import spaces
 
 from gengap.core.errors import InputFileExistsError, InputFileNotFoundError
 from gengap.core.files import atomic_write_text, read_json
+from gengap.core.spaces import space_from_dict
 from gengap.offline.dataset import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_CODEC,
     Dataset,
     DatasetWriter,
-    space_from_dict,
 )
 
 __all__ = ["from_minari", "to_d3rlpy", "to_minari"]

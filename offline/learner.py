@@ -52,6 +52,7 @@ from gengap.agents.networks import (
 )
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.core.files import atomic_directory, read_json
+from gengap.core.spaces import space_from_dict, space_to_dict
 from gengap.offline.dataset import Dataset
 
 STATE_FILE = "training_state.json"
@@ -355,8 +356,8 @@ class OfflineLearner(OfflineAgent):
         ckpt.write_json(directory / AGENT_FILE, {
             "format_version": FORMAT_VERSION,
             "num_updates": self.num_updates,
-            "observation_space": ckpt.space_to_dict(self.observation_space),
-            "action_space": ckpt.space_to_dict(self.action_space),
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
             "state": self.extra_state(),
         })
         self._save_modules(modules, directory / WEIGHTS_FILE)
@@ -373,8 +374,8 @@ class OfflineLearner(OfflineAgent):
         if config.agent_class() is not cls:
             raise ValueError(f"{directory} holds a {config.algo!r} agent, not a {cls.__name__}")
         meta = read_json(directory / AGENT_FILE, "agent file")
-        agent = cls(config, ckpt.space_from_dict(meta["observation_space"]),  # type: ignore[arg-type]
-                    ckpt.space_from_dict(meta["action_space"]))
+        agent = cls(config, space_from_dict(meta["observation_space"]),  # type: ignore[arg-type]
+                    space_from_dict(meta["action_space"]))
         agent.num_updates = int(meta["num_updates"])
         agent.load_extra_state(meta.get("state", {}))
         return agent, meta

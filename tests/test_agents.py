@@ -34,7 +34,6 @@ from gengap.agents import (
     registered_algos,
     resolve_device,
 )
-from gengap.agents.checkpoint import space_from_dict, space_to_dict
 from gengap.agents.networks import (
     GoalFiLMCNN,
     GoalFiLMPoolCNN,
@@ -45,6 +44,7 @@ from gengap.agents.networks import (
 )
 from gengap.core.errors import InputError
 from gengap.core.files import atomic_directory
+from gengap.core.spaces import space_from_dict, space_to_dict
 
 MINIGRID_ID = "gengap/minigrid-doorkey-5x5-v0"
 PROCGEN_ID = "gengap/procgen-coinrun-v0"
