@@ -24,7 +24,8 @@ from minigrid.envs.babyai.core.verifier import (
 )
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
-from gengap.core.errors import InputError, InputTypeError
+from gengap.core import checks
+from gengap.core.errors import InputError
 from gengap.envs.combinations import Combination, combinatorial_split
 from gengap.envs.entities import DEFAULT_MAX_TOKENS, EntityMiniGridEnv
 from gengap.envs.registry import register_env
@@ -185,12 +186,8 @@ class CompositionalBabyAIEnv(EntityMiniGridEnv):
         if not isinstance(task, str) or not task.startswith("BabyAI-"):
             raise InputError(f"task must be a BabyAI-* id, got {task!r}")
         resolved = mixed_split(task) if split is None else Split.coerce(split)
-        if not isinstance(held_out_distractors, bool):
-            raise InputTypeError(
-                f"held_out_distractors must be a bool, got {held_out_distractors!r}"
-            )
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise InputError(f"max_attempts must be a positive integer, got {max_attempts!r}")
+        checks.boolean("held_out_distractors", held_out_distractors)
+        checks.positive_int("max_attempts", max_attempts)
         self._types = self._check_axis(task, resolved)
         super().__init__(
             task,

@@ -16,8 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from gengap.core import checks
 from gengap.core.config import check_keys
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 
@@ -36,7 +35,7 @@ def shown_values(items: Sequence[Any]) -> str:
 
 
 def _check_value(name: str, value: Any) -> FactorValue:
-    if isinstance(value, bool) or not isinstance(value, str | int | np.integer):
+    if not (isinstance(value, str) or checks.is_int(value, numpy=True)):
         raise InputTypeError(
             f"{name} must be a string or an integer, got {value!r} ({type(value).__name__})"
         )

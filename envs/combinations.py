@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from gengap.core import checks
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.combination_axis import (
     HELD_OUT_PARTS,
@@ -178,10 +179,8 @@ def random_combinatorial_split(
         ValueError: If ``fraction`` is not in (0, 1), or so large that coverage
             cannot be kept (the message gives the most that could be held out).
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, float | int) or not 0 < fraction < 1:
-        raise InputError(f"fraction must be a number in (0, 1), got {fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise InputTypeError(f"seed must be an integer, got {seed!r}")
+    checks.fraction("fraction", fraction, open_ends=True)
+    checks.non_negative_int("seed", seed, numpy=True)
     normalized = normalize_factors(dict(factors))
     combos = list(itertools.product(*normalized.values()))
     target = max(1, round(fraction * len(combos)))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gengap.core import checks
 from gengap.core.config import check_keys
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 
@@ -103,7 +104,7 @@ def check_value(param: str, value: Any) -> float:
             negative mass or friction), or a fraction where a whole number is needed.
     """
     kind = PARAM_KINDS[split_param(param)[0]]
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+    if not checks.is_number(value):
         raise InputTypeError(f"context value of {param!r} must be a number, got {value!r}")
     number = float(value)
     if not math.isfinite(number):

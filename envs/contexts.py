@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from gengap.core import checks
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.context_axis import (
     CONTEXT_PARTS,
@@ -102,12 +103,8 @@ def kirk_split(
     """
     if train not in TRAIN_MODES:
         raise InputError(unknown_name_message("context train mode", train, TRAIN_MODES))
-    if isinstance(points_per_factor, bool) or not isinstance(points_per_factor, int) or (
-        points_per_factor < 2
-    ):
-        raise InputError(f"points_per_factor must be an integer >= 2, got {points_per_factor!r}")
-    if not 0 < hole_fraction < 1:
-        raise InputError(f"hole_fraction must be in (0, 1), got {hole_fraction!r}")
+    checks.int_in("points_per_factor", points_per_factor, 2)
+    checks.fraction("hole_fraction", hole_fraction, open_ends=True)
     box = ContextBox(ranges={p: tuple(r) for p, r in _flatten(ranges).items()})  # type: ignore[misc]
     params = box.params
     varied = [p for p, (lo, hi) in box.ranges.items() if hi > lo]

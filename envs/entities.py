@@ -26,6 +26,7 @@ from minigrid.core.constants import COLOR_NAMES, COLOR_TO_IDX, DIR_TO_VEC, OBJEC
 from minigrid.core.world_object import WorldObj
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
+from gengap.core import checks
 from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.minigrid import OBS_MODES as _GRID_OBS_MODES
 from gengap.envs.minigrid import MiniGridEnv
@@ -77,12 +78,6 @@ def tokenize_mission(mission: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> np.n
     return ids
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class EntityEncoder:
     """Turns a ``minigrid`` env's current state into the entity observation.
 
@@ -112,12 +107,12 @@ class EntityEncoder:
         max_entities: int | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
-        self.width, self.height = _positive("width", width), _positive("height", height)
+        self.width = checks.positive_int("width", width, numpy=True)
+        self.height = checks.positive_int("height", height, numpy=True)
         default = max(width - 2, 1) * max(height - 2, 1) + 1
-        self.max_entities = (
-            default if max_entities is None else _positive("max_entities", max_entities)
-        )
-        self.max_tokens = _positive("max_tokens", max_tokens)
+        self.max_entities = default if max_entities is None else checks.positive_int(
+            "max_entities", max_entities, numpy=True)
+        self.max_tokens = checks.positive_int("max_tokens", max_tokens, numpy=True)
         reach = max(width, height) - 1
         low = np.zeros(ENTITY_DIM, np.float32)
         high = np.array(

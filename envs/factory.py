@@ -10,6 +10,7 @@ import gymnasium
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode
 
+from gengap.core import checks
 from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.registry import env_info
 from gengap.envs.splits import PARTS, Split
@@ -96,8 +97,7 @@ def make(
     env_kwargs = {"split": resolved.to_dict(), "part": part, **kwargs}
     if num_envs is None:
         return gymnasium.make(env_id, **env_kwargs)
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise InputError(f"num_envs must be a positive integer or None, got {num_envs!r}")
+    checks.optional(checks.positive_int, "num_envs", num_envs)
     check_num_envs(num_envs)
     if info.native_vector:
         return gymnasium.make_vec(

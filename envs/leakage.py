@@ -47,6 +47,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from gengap.core import checks
 from gengap.core.errors import InputError
 from gengap.envs.factory import make, resolve_split
 from gengap.envs.registry import env_info
@@ -127,13 +128,6 @@ class LeakageReport:
         return self.split.with_excluded(self.part, self.duplicated_levels)
 
 
-def _count(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise InputError(f"{name} must be {expected}, got {value!r}")
-    return value
-
-
 def check_leakage(
     env_id: str,
     split: Split | dict[str, Any] | None = None,
@@ -176,10 +170,10 @@ def check_leakage(
         raise InputError(f"part must be 'test' or 'validation', got {part!r}")
     held_out_levels = resolved.levels(part)
     train_levels = resolved.levels("train")
-    _count("num_test_levels", num_test_levels)
+    checks.positive_int("num_test_levels", num_test_levels)
     if probe_steps is None:
         probe_steps = FAMILY_PROBE_STEPS.get(env_info(env_id).family, PROBE_STEPS)
-    _count("probe_steps", probe_steps, minimum=0)
+    checks.int_in("probe_steps", probe_steps, 0)
     if num_train_levels is None:
         if not train_levels.bounded or len(train_levels) > MAX_DEFAULT_TRAIN_LEVELS:
             raise InputError(
@@ -188,7 +182,7 @@ def check_leakage(
                 f"{MAX_DEFAULT_TRAIN_LEVELS}"
             )
         num_train_levels = len(train_levels)
-    _count("num_train_levels", num_train_levels)
+    checks.positive_int("num_train_levels", num_train_levels)
 
     check_env_options(env_kwargs)
     train_seeds = train_levels.first(num_train_levels)

@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
+from gengap.core import checks
 from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.combinations import extrapolation_split
 from gengap.envs.headless import render_or_explain
@@ -249,11 +250,7 @@ class MetaWorldEnv(gymnasium.Env[np.ndarray, np.ndarray], EzPickle):
         self.goal_observable = is_mt if goal_observable is None else bool(goal_observable)
         default_one_hot = is_mt and len(self._declared) > 1  # one task needs no id
         self.task_one_hot = default_one_hot if task_one_hot is None else bool(task_one_hot)
-        if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or not (
-            1 <= max_episode_steps <= 500
-        ):
-            raise InputError(f"max_episode_steps must be an integer in 1..500, got "
-                             f"{max_episode_steps!r}")
+        checks.int_in("max_episode_steps", max_episode_steps, 1, 500)
         if render_mode not in (None, "rgb_array"):
             raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.max_episode_steps = max_episode_steps

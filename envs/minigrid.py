@@ -22,6 +22,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 from minigrid.minigrid_env import MiniGridEnv as _MiniGridBase
 
+from gengap.core import checks
 from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.registry import register_env
 from gengap.envs.splits import Split, level_for_reset
@@ -122,11 +123,8 @@ class MiniGridEnv(gymnasium.Env[np.ndarray, np.int64]):
             raise InputError(
                 f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}"
             )
-        for name, value in (("max_repeats", max_repeats), ("max_steps", max_steps)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+        checks.optional(checks.positive_int, "max_repeats", max_repeats)
+        checks.optional(checks.positive_int, "max_steps", max_steps)
         resolved = Split.coerce(split, DEFAULT_SPLIT)
         self.split = resolved
         self.part = part

@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
+from gengap.core import checks
 from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.contexts import kirk_split, split_param
 from gengap.envs.headless import render_or_explain
@@ -418,13 +419,7 @@ class MujocoContextEnv(gymnasium.Env[np.ndarray, np.ndarray], EzPickle):
             raise InputError(unknown_name_message("MuJoCo robot", robot, ROBOTS.values()))
         if render_mode not in (None, "rgb_array"):
             raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int)
-            or max_episode_steps < 1
-        ):
-            raise InputError(
-                f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}"
-            )
+        checks.optional(checks.positive_int, "max_episode_steps", max_episode_steps)
         self.split = Split.coerce(split, DEFAULT_SPLIT)
         self.part = part
         self._levels = self.split.levels(part)  # raises for an unknown or missing part

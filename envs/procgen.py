@@ -25,7 +25,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from gengap.core.errors import InputError, InputTypeError, unknown_name_message
+from gengap.core import checks
+from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.registry import register_env
 from gengap.envs.splits import PARTS, LevelSet, Split, level_for_reset
 
@@ -159,38 +160,16 @@ def normalized_return(game: str, ret: float | np.ndarray, mode: str = "easy") ->
     Raises:
         ValueError: For an unknown game or mode.
     """
-    _check_game(game)
-    _check_mode(mode)
+    checks.one_of("Procgen game", game, PROCGEN_GAMES)
+    checks.one_of("distribution_mode", mode, DISTRIBUTION_MODES)
     r_min, r_max = NORMALIZATION[mode][game]
     value = (np.asarray(ret, dtype=np.float64) - r_min) / (r_max - r_min)
     return float(value) if value.ndim == 0 else value
 
 
-def _check_game(game: str) -> str:
-    if game not in PROCGEN_GAMES:
-        raise InputError(unknown_name_message("Procgen game", game, PROCGEN_GAMES))
-    return game
-
-
-def _check_mode(mode: str) -> str:
-    if mode not in DISTRIBUTION_MODES:
-        raise InputError(unknown_name_message("distribution_mode", mode, DISTRIBUTION_MODES))
-    return mode
-
-
-def _check_game_options(options: dict[str, Any]) -> dict[str, bool]:
-    for name, value in options.items():
-        if name not in GAME_OPTIONS:
-            raise InputError(unknown_name_message("Procgen option", name, GAME_OPTIONS))
-        if not isinstance(value, bool):
-            raise InputTypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
-    return dict(options)
-
-
-def _check_threads(num_threads: int) -> int:
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
-        raise InputError(f"num_threads must be an integer >= 0, got {num_threads!r}")
-    return num_threads
+def _game_options(options: dict[str, Any]) -> dict[str, bool]:
+    return {checks.one_of("Procgen option", name, GAME_OPTIONS): checks.boolean(name, value)
+            for name, value in options.items()}
 
 
 def _resolve_levels(split: Split | dict[str, Any] | None, part: str) -> tuple[Split, LevelSet]:
@@ -323,10 +302,10 @@ class ProcgenVecEnv(_PicklesNativeState, VectorEnv):
         render_mode: str | None = None,
         **game_options: bool,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise InputError(f"num_envs must be a positive integer, got {num_envs!r}")
-        self.game = _check_game(game)
-        self.distribution_mode = _check_mode(distribution_mode)
+        checks.positive_int("num_envs", num_envs)
+        self.game = checks.one_of("Procgen game", game, PROCGEN_GAMES)
+        self.distribution_mode = checks.one_of("distribution_mode", distribution_mode,
+                                               DISTRIBUTION_MODES)
         self.split, self.levels = _resolve_levels(split, part)
         self.part = part
         if self.levels.seeds is not None:
@@ -338,8 +317,8 @@ class ProcgenVecEnv(_PicklesNativeState, VectorEnv):
         if render_mode not in (None, "rgb_array"):
             raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
-        self.num_threads = _check_threads(num_threads)
-        self.game_options = _check_game_options(game_options)
+        self.num_threads = checks.int_in("num_threads", num_threads, 0)
+        self.game_options = _game_options(game_options)
         self.episode_limit = EPISODE_LIMITS[game]
         self._excluded = np.array(sorted(self.levels.exclude), dtype=np.int64)
 
@@ -372,10 +351,7 @@ class ProcgenVecEnv(_PicklesNativeState, VectorEnv):
                 is drawn (gym3 has no reset, so the env is rebuilt).
             options: Not supported (must be empty).
         """
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-            raise InputTypeError(
-                f"seed must be an int or None, got {seed!r} ({type(seed).__name__})"
-            )
+        checks.optional(checks.int_in, "seed", seed, numpy=True)
         if options:
             raise InputError(f"ProcgenVecEnv.reset takes no options, got {sorted(options)}")
         super().reset(seed=seed)
@@ -531,15 +507,16 @@ class ProcgenEnv(_PicklesNativeState, gymnasium.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
         **game_options: bool,
     ) -> None:
-        self.game = _check_game(game)
-        self.distribution_mode = _check_mode(distribution_mode)
+        self.game = checks.one_of("Procgen game", game, PROCGEN_GAMES)
+        self.distribution_mode = checks.one_of("distribution_mode", distribution_mode,
+                                               DISTRIBUTION_MODES)
         self.split, self.levels = _resolve_levels(split, part)
         self.part = part
         if render_mode not in (None, "rgb_array"):
             raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
-        self.num_threads = _check_threads(num_threads)
-        self.game_options = _check_game_options(game_options)
+        self.num_threads = checks.int_in("num_threads", num_threads, 0)
+        self.game_options = _game_options(game_options)
         self.episode_limit = EPISODE_LIMITS[game]
         self.observation_space = spaces.Box(0, 255, OBS_SHAPE, np.uint8)
         self.action_space = spaces.Discrete(NUM_ACTIONS)

@@ -16,6 +16,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from gengap.core import checks
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.envs.combinations import extrapolation_split
 from gengap.envs.registry import register_env
@@ -120,7 +121,7 @@ def _count_range(name: str, value: Any, max_objects: int) -> tuple[int, int]:
         isinstance(value, str)
         or not isinstance(value, Sequence)
         or len(value) != 2
-        or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value)
+        or not all(checks.is_int(v, numpy=True) for v in value)
     ):
         raise InputTypeError(f"{name} must be a (min, max) pair of integers, got {value!r}")
     low, high = int(value[0]), int(value[1])
@@ -257,12 +258,9 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         for name, limit in (("max_objects", max_objects), ("max_steps", max_steps)):
-            if limit is not None and (
-                isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-            ):
-                raise InputError(f"{name} must be a positive integer, got {limit!r}")
-        if isinstance(distance_shaping, bool) or not isinstance(distance_shaping, float | int):
-            raise InputTypeError(f"distance_shaping must be a number, got {distance_shaping!r}")
+            if limit is not None:
+                checks.positive_int(name, limit)
+        checks.number("distance_shaping", distance_shaping)
         resolved = Split.coerce(split, DEFAULT_SPLIT)
         self.split: Split = resolved
         self.part = part
@@ -571,7 +569,7 @@ class ShapesEnv(gymnasium.Env[dict[str, Any], Any]):
 
     def _velocity(self, action: Any) -> np.ndarray:
         if self.action_type == "discrete":
-            if isinstance(action, bool) or not isinstance(action, int | np.integer):
+            if not checks.is_int(action, numpy=True):
                 action = np.asarray(action)
                 if action.shape != () or action.dtype.kind not in "iu":
                     raise TypeError(f"action must be an integer in [0, 5), got {action!r}")

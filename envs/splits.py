@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from gengap.core import checks
 from gengap.core.config import check_keys
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.core.files import atomic_write_text, parse_json, parse_toml, read_json, read_toml
@@ -40,14 +41,6 @@ LEVEL_PARTS = ("train", "validation", "test")
 COMBINATION_PARTS = ("combinatorial", "extrapolation")
 HELD_OUT_AXIS_PARTS = COMBINATION_PARTS + CONTEXT_PARTS
 PARTS = LEVEL_PARTS + HELD_OUT_AXIS_PARTS
-
-
-def _check_int(name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InputTypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -69,23 +62,24 @@ class LevelSet:
 
     def __post_init__(self) -> None:
         if self.seeds is not None:
-            seeds = tuple(_check_int("seeds[]", s) for s in self.seeds)
+            seeds = tuple(checks.non_negative_int("seeds[]", s, numpy=True) for s in self.seeds)
             if len(set(seeds)) != len(seeds):
                 raise InputError("seeds must not repeat a level seed")
             if not seeds:
                 raise InputError("seeds must hold at least one level seed, got an empty list")
             object.__setattr__(self, "seeds", seeds)
         else:
-            _check_int("start", self.start)
+            checks.non_negative_int("start", self.start, numpy=True)
             if self.stop is not None:
-                _check_int("stop", self.stop)
+                checks.non_negative_int("stop", self.stop, numpy=True)
                 if self.stop <= self.start:
                     raise InputError(
                         f"stop must be greater than start, got start={self.start}, stop={self.stop}"
                     )
             if self.upper > MAX_LEVEL_SEED:
                 raise InputError(f"stop must be <= {MAX_LEVEL_SEED}, got {self.stop}")
-        exclude = frozenset(_check_int("exclude[]", s) for s in self.exclude)
+        exclude = frozenset(checks.non_negative_int("exclude[]", s, numpy=True)
+                            for s in self.exclude)
         object.__setattr__(self, "exclude", exclude)
         if len(self) == 0:
             raise InputError("the level set is empty after exclusions")
@@ -94,10 +88,10 @@ class LevelSet:
     @classmethod
     def range(cls, start: int, count: int | None) -> LevelSet:
         """``count`` levels from ``start`` on; ``count=None`` means unbounded."""
-        _check_int("start", start)
+        checks.non_negative_int("start", start, numpy=True)
         if count is None:
             return cls(start=start, stop=None)
-        _check_int("count", count, minimum=1)
+        checks.positive_int("count", count, numpy=True)
         return cls(start=start, stop=start + count)
 
     @classmethod
@@ -136,7 +130,7 @@ class LevelSet:
 
     def first(self, count: int) -> list[int]:
         """The first ``count`` seeds of the set, in order (fewer if the set is smaller)."""
-        _check_int("count", count, minimum=1)
+        checks.positive_int("count", count, numpy=True)
         if self.seeds is not None:
             return [s for s in self.seeds if s not in self.exclude][:count]
         out: list[int] = []
@@ -340,8 +334,8 @@ class Split:
         """The usual protocol: train on ``[train_start, +num_train_levels)``, validate on
         the next ``num_validation_levels``, test on ``num_test_levels`` (None: unbounded)
         from ``test_start`` (default: right after validation)."""
-        _check_int("num_train_levels", num_train_levels, minimum=1)
-        _check_int("num_validation_levels", num_validation_levels)
+        checks.positive_int("num_train_levels", num_train_levels, numpy=True)
+        checks.non_negative_int("num_validation_levels", num_validation_levels, numpy=True)
         train = LevelSet.range(train_start, num_train_levels)
         validation = (
             LevelSet.range(train.upper, num_validation_levels) if num_validation_levels else None
@@ -469,7 +463,7 @@ def level_for_reset(
         raise InputError(f"unknown reset option(s) {sorted(options)}; expected 'level'")
     if level is None:
         return levels.sample(rng)
-    if isinstance(level, bool) or not isinstance(level, int | np.integer):
+    if not checks.is_int(level, numpy=True):
         raise InputTypeError(
             f"options['level'] must be an integer level seed, got {level!r} "
             f"({type(level).__name__})"

@@ -7,31 +7,57 @@ import argparse
 import json
 import os
 from collections.abc import Callable
+from typing import Any, TypeVar
+
+from gengap.core import checks
+from gengap.core.errors import InputError
+
+T = TypeVar("T")
 
 # More worker processes than this per core only contend for the cores (and thousands
 # would exhaust memory).
 WORKERS_PER_CORE = 4
 
 
-def _int_at_least(name: str, minimum: int, kind: str) -> Callable[[str], int]:
-    """An integer >= ``minimum``; refused as "NAME must be a KIND integer, got ..."."""
+def _adapter(check: Callable[[str, Any], T], name: str, parse: Callable[[str], Any]
+             ) -> Callable[[str], T]:
+    """An argparse type over :mod:`gengap.core.checks`: ``parse`` reads the text (text it
+    cannot read goes to ``check`` as it is, which refuses it showing the text), and an
+    InputError becomes the ArgumentTypeError argparse reports as one line."""
 
-    def parse(text: str) -> int:
+    def convert(text: str) -> T:
         try:
-            value = int(text)
+            value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be a {kind} integer, got {text!r}"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be a {kind} integer, got {value}")
-        return value
+            value = text
+        try:
+            return check(name, value)
+        except InputError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-    return parse
+    return convert
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def positive_int(name: str) -> Callable[[str], int]:
-    return _int_at_least(name, 1, "positive")
+    """An integer >= 1 (:func:`gengap.core.checks.positive_int`)."""
+    return _adapter(checks.positive_int, name, int)
+
+
+def non_negative_int(name: str) -> Callable[[str], int]:
+    """An integer >= 0 (:func:`gengap.core.checks.non_negative_int`)."""
+    return _adapter(checks.non_negative_int, name, int)
+
+
+def positive_number(name: str) -> Callable[[str], float]:
+    """A number > 0 (:func:`gengap.core.checks.positive_number`)."""
+    return _adapter(checks.positive_number, name, _number)
 
 
 def worker_count(name: str) -> Callable[[str], int]:
@@ -51,10 +77,6 @@ def worker_count(name: str) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def non_negative_int(name: str) -> Callable[[str], int]:
-    return _int_at_least(name, 0, "non-negative")
 
 
 def key_value(name: str) -> Callable[[str], tuple[str, object]]:

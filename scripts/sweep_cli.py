@@ -12,19 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from gengap.core.files import read_json
-from gengap.scripts.argtypes import non_negative_int, positive_int
+from gengap.scripts.argtypes import non_negative_int, positive_int, positive_number
 
 __all__ = ["add_parsers", "cmd_sweep", "is_sweep_folder", "print_sweep_table"]
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--scale must be a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--scale must be a number > 0, got {text!r}")
-    return value
 
 
 def add_parsers(sub: Any) -> None:
@@ -54,7 +44,7 @@ def add_parsers(sub: Any) -> None:
     )
     sweep.add_argument(
         "--scale",
-        type=_positive_float,
+        type=positive_number("--scale"),
         default=1.0,
         help="multiply every trial's training steps, e.g. 10 for a GPU or cluster run (default: 1)",
     )

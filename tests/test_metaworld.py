@@ -130,7 +130,7 @@ def test_bad_input():
 
     with pytest.raises(InputError, match="needs a combination axis with one factor 'task'"):
         MetaWorldEnv("ml10", split=Split.levels_split(5))
-    with pytest.raises(InputError, match="max_episode_steps must be an integer in 1..500"):
+    with pytest.raises(InputError, match=r"max_episode_steps must be an integer in \[1, 500\]"):
         MetaWorldEnv("mt1-reach-v3", max_episode_steps=501)
 
 

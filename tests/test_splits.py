@@ -46,9 +46,9 @@ def test_explicit_seeds():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"start": -1, "stop": 5}, ValueError, "start must be >= 0, got -1"),
+        ({"start": -1, "stop": 5}, ValueError, "start must be a non-negative integer, got -1"),
         ({"start": 5, "stop": 5}, ValueError, "stop must be greater than start"),
-        ({"start": 1.5, "stop": 5}, TypeError, "start must be an integer, got 1.5"),
+        ({"start": 1.5, "stop": 5}, TypeError, "start must be a non-negative integer, got 1.5"),
         ({"start": 0, "stop": MAX_LEVEL_SEED + 1}, ValueError, "stop must be <="),
     ],
 )
@@ -58,7 +58,7 @@ def test_level_set_rejects_bad_bounds(kwargs, error, message):
 
 
 def test_count_must_be_positive():
-    with pytest.raises(ValueError, match="count must be >= 1, got -3"):
+    with pytest.raises(ValueError, match="count must be a positive integer, got -3"):
         LevelSet.range(0, -3)
 
 
