@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gengap.agents.history import EpisodeHistory
+from gengap.core import checks
 from gengap.core.config import config_from_dict
 from gengap.core.errors import (
     InputError,
@@ -112,8 +113,7 @@ class AgentConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        checks.non_negative_int("seed", self.seed)
         resolve_device(self.device)
 
     @classmethod

@@ -58,6 +58,7 @@ from gengap.agents.lm_network import (
     resolve_model_path,
     weights_file,
 )
+from gengap.core import checks
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.core.files import atomic_directory, read_json
 from gengap.core.spaces import space_from_dict, space_to_dict
@@ -118,14 +119,9 @@ class LMPolicyConfig(AgentConfig):
         if self.entity_tokens not in ENTITY_TOKENS:
             raise InputError(unknown_name_message("entity_tokens", self.entity_tokens,
                                                   ENTITY_TOKENS))
-        for name in ("batch_size", "head_hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if (isinstance(self.action_history, bool) or not isinstance(self.action_history, int)
-                or self.action_history < 0):
-            raise InputError(
-                f"action_history must be a non-negative integer, got {self.action_history!r}")
+        checks.positive_int("batch_size", self.batch_size)
+        checks.positive_int("head_hidden", self.head_hidden)
+        checks.non_negative_int("action_history", self.action_history)
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be positive, got {self.learning_rate!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
@@ -285,8 +281,7 @@ class LMPolicyAgent(OfflineAgent):
             InputError: For a negative ``num_updates``, an empty dataset, or a dataset whose
                 spaces differ from the agent's.
         """
-        if isinstance(num_updates, bool) or not isinstance(num_updates, int) or num_updates < 0:
-            raise InputError(f"num_updates must be a non-negative integer, got {num_updates!r}")
+        checks.non_negative_int("num_updates", num_updates)
         if dataset.num_transitions < 1:
             raise InputError("the dataset holds no transitions")
         if dataset.action_space != self.action_space:

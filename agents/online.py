@@ -37,6 +37,7 @@ from gengap.agents.base import (
     resolve_device,
 )
 from gengap.agents.history import EpisodeHistory
+from gengap.core import checks
 from gengap.core.errors import InputError
 from gengap.core.files import atomic_directory, read_json
 from gengap.core.spaces import space_from_dict, space_to_dict
@@ -313,10 +314,7 @@ class SB3Agent(OnlineAgent):
         Raises:
             ValueError: If ``total_timesteps`` is negative, or the env's spaces differ.
         """
-        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) \
-                or total_timesteps < 0:
-            raise ValueError(
-                f"total_timesteps must be a non-negative integer, got {total_timesteps!r}")
+        checks.non_negative_int("total_timesteps", total_timesteps)
         self._connect(env)
         if log_dir is not None:
             self.model.set_logger(configure(str(log_dir), ["tensorboard"]))

@@ -26,18 +26,13 @@ from gengap.agents.networks import (
     features_extractor_kwargs,
 )
 from gengap.agents.online import SB3Agent
+from gengap.core import checks
 from gengap.core.errors import InputError, unknown_name_message
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU,
 }
 LR_SCHEDULES = ("constant", "linear")
-
-
-def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise InputError(f"{name} must be {bound}, got {value!r}")
 
 
 @dataclasses.dataclass
@@ -71,7 +66,7 @@ class SB3Config(ExtractorChoice, AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_positive("learning_rate", self.learning_rate)
+        checks.positive_number("learning_rate", self.learning_rate)
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(unknown_name_message("lr_schedule", self.lr_schedule, LR_SCHEDULES))
         if not 0.0 < self.gamma <= 1.0:
@@ -79,12 +74,10 @@ class SB3Config(ExtractorChoice, AgentConfig):
         if self.features_extractor != "auto" and self.features_extractor not in FEATURES_EXTRACTORS:
             raise InputError(unknown_name_message(
                 "features_extractor", self.features_extractor, [*FEATURES_EXTRACTORS, "auto"]))
-        if self.features_dim is not None:
-            _check_positive("features_dim", self.features_dim)
+        checks.optional(checks.positive_int, "features_dim", self.features_dim)
         if self.net_arch is not None:
             self.net_arch = tuple(self.net_arch)
-            if not all(isinstance(u, int) and not isinstance(u, bool) and u > 0
-                       for u in self.net_arch):
+            if not all(checks.is_int(units) and units > 0 for units in self.net_arch):
                 raise InputError(f"net_arch must be positive integers, got {self.net_arch!r}")
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise InputError(unknown_name_message("activation", self.activation, ACTIVATIONS))
@@ -108,11 +101,6 @@ class SB3Config(ExtractorChoice, AgentConfig):
         if self.lr_schedule == "linear":
             lr = LinearSchedule(self.learning_rate, 0.0, 1.0)
         return {"learning_rate": lr, "gamma": self.gamma}
-
-
-def _check_fraction(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise InputError(f"{name} must be in [0, 1], got {value!r}")
 
 
 @register_agent
@@ -153,15 +141,15 @@ class PPOConfig(SB3Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("n_steps", "batch_size", "n_epochs", "clip_range", "max_grad_norm"):
-            _check_positive(name, getattr(self, name))
-        if self.n_minibatches is not None:
-            _check_positive("n_minibatches", self.n_minibatches)
-        if self.clip_range_vf is not None:
-            _check_positive("clip_range_vf", self.clip_range_vf)
+        for name in ("n_steps", "batch_size", "n_epochs"):
+            checks.positive_int(name, getattr(self, name))
+        checks.optional(checks.positive_int, "n_minibatches", self.n_minibatches)
+        for name in ("clip_range", "max_grad_norm"):
+            checks.positive_number(name, getattr(self, name))
+        checks.optional(checks.positive_number, "clip_range_vf", self.clip_range_vf)
         for name in ("ent_coef", "vf_coef"):
-            _check_positive(name, getattr(self, name), allow_zero=True)
-        _check_fraction("gae_lambda", self.gae_lambda)
+            checks.non_negative_number(name, getattr(self, name))
+        checks.fraction("gae_lambda", self.gae_lambda)
 
     def agent_class(self) -> type[Agent]:
         return PPOAgent
@@ -207,9 +195,9 @@ class OffPolicyConfig(SB3Config):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("buffer_size", "batch_size", "train_freq", "gradient_steps"):
-            _check_positive(name, getattr(self, name))
-        _check_positive("learning_starts", self.learning_starts, allow_zero=True)
-        _check_fraction("tau", self.tau)
+            checks.positive_int(name, getattr(self, name))
+        checks.non_negative_int("learning_starts", self.learning_starts)
+        checks.fraction("tau", self.tau)
 
     def sb3_kwargs(self, n_envs: int) -> dict[str, Any]:
         return {
@@ -250,10 +238,10 @@ class DQNConfig(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_positive("target_update_interval", self.target_update_interval)
-        _check_positive("max_grad_norm", self.max_grad_norm)
+        checks.positive_int("target_update_interval", self.target_update_interval)
+        checks.positive_number("max_grad_norm", self.max_grad_norm)
         for name in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
-            _check_fraction(name, getattr(self, name))
+            checks.fraction(name, getattr(self, name))
 
     def agent_class(self) -> type[Agent]:
         return DQNAgent
@@ -294,7 +282,7 @@ class SACConfig(OffPolicyConfig):
             value = getattr(self, name)
             if isinstance(value, str) and not value.startswith("auto"):
                 raise InputError(f"{name} must be a number or 'auto', got {value!r}")
-        _check_positive("target_update_interval", self.target_update_interval)
+        checks.positive_int("target_update_interval", self.target_update_interval)
 
     def agent_class(self) -> type[Agent]:
         return SACAgent

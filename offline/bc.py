@@ -29,13 +29,12 @@ from torch import nn
 from gengap.agents.base import TransitionSource, register_agent
 from gengap.agents.history import EpisodeHistory
 from gengap.agents.networks import ObservationEncoder
-from gengap.core.errors import InputError
+from gengap.core import checks
 from gengap.offline.learner import (
     ActionScaler,
     OfflineConfig,
     OfflineLearner,
     check_batch,
-    check_positive_int,
     to_torch,
 )
 
@@ -67,17 +66,14 @@ class BCConfig(OfflineConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
-            raise InputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        checks.positive_number("learning_rate", self.learning_rate)
         self.net_arch = tuple(self.net_arch)
         for units in self.net_arch:
-            check_positive_int("net_arch entries", units)
-        check_positive_int("eval_interval", self.eval_interval)
-        check_positive_int("validation_samples", self.validation_samples)
-        if self.patience is not None:
-            check_positive_int("patience", self.patience)
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise InputError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+            checks.positive_int("net_arch entries", units)
+        checks.positive_int("eval_interval", self.eval_interval)
+        checks.positive_int("validation_samples", self.validation_samples)
+        checks.optional(checks.positive_int, "patience", self.patience)
+        checks.optional(checks.positive_number, "max_grad_norm", self.max_grad_norm)
 
     def agent_class(self) -> type[BCAgent]:
         return BCAgent

@@ -41,6 +41,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gengap.agents.history import EpisodeHistory, new_histories
+from gengap.core import checks
 from gengap.core.errors import InputError, unknown_name_message
 from gengap.core.provenance import environment_versions, git_revision
 from gengap.envs import LevelSet, Split, env_info, make, resolve_split
@@ -297,10 +298,8 @@ def mix_policy(plan: PolicyPlan, *, epsilon: float = 0.0, action_mode: str = "sa
 
 def check_policy_options(epsilon: float, action_mode: str) -> None:
     """Raise InputError for an ``epsilon`` outside [0, 1] or an unknown ``action_mode``."""
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not 0 <= epsilon <= 1:
-        raise InputError(f"--epsilon must be a number in [0, 1], got {epsilon!r}")
-    if action_mode not in ACTION_MODES:
-        raise InputError(unknown_name_message("action mode", action_mode, ACTION_MODES))
+    checks.fraction("--epsilon", epsilon)
+    checks.one_of("action mode", action_mode, ACTION_MODES)
 
 
 # -- splits -----------------------------------------------------------------------------------
@@ -314,12 +313,7 @@ def training_split(env_id: str, split: Split | None, num_train_levels: int | Non
     resolved = resolve_split(env_id, split)
     if num_train_levels is None:
         return resolved
-    if (
-        isinstance(num_train_levels, bool)
-        or not isinstance(num_train_levels, int)
-        or (num_train_levels < 1)
-    ):
-        raise InputError(f"--train-levels must be a positive integer, got {num_train_levels!r}")
+    checks.positive_int("--train-levels", num_train_levels)
     train = LevelSet.range(
         resolved.train.start if resolved.train.seeds is None else 0, num_train_levels
     )
@@ -503,11 +497,8 @@ def collect(
     if (num_transitions is None) == (num_episodes is None):
         raise InputError("give exactly one of --transitions and --episodes")
     budget = num_transitions if num_transitions is not None else num_episodes
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        which = "--transitions" if num_transitions is not None else "--episodes"
-        raise InputError(f"{which} must be a positive integer, got {budget!r}")
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise InputError(f"num_envs must be a positive integer, got {num_envs!r}")
+    checks.positive_int("--transitions" if num_transitions is not None else "--episodes", budget)
+    checks.positive_int("num_envs", num_envs)
     check_new_dataset_path(out)  # before building envs, which can take seconds
     split = split if split is not None else (plan.split or resolve_split(env_id, None))
     options = dict(plan.env_options if env_options is None else env_options)
@@ -804,8 +795,7 @@ def bot_demonstrations(
 
     from gengap.envs.minigrid import MiniGridEnv
 
-    if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
-        raise InputError(f"num_episodes must be a positive integer, got {num_episodes!r}")
+    checks.positive_int("num_episodes", num_episodes)
     env = make(env_id, split=split, part=part, **(env_kwargs or {}))
     base = env.unwrapped
     if not isinstance(base, MiniGridEnv) or not isinstance(base.unwrapped_task, RoomGridLevel):

@@ -47,8 +47,9 @@ import gymnasium
 from gymnasium import spaces
 
 from gengap.agents.base import register_agent
+from gengap.core import checks
 from gengap.core.errors import InputError
-from gengap.offline.learner import OfflineConfig, check_positive_int
+from gengap.offline.learner import OfflineConfig
 
 if TYPE_CHECKING:
     from d3rlpy.base import LearnableConfig
@@ -77,8 +78,7 @@ class D3rlpyConfig(OfflineConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise InputError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
+        checks.optional(checks.positive_number, "learning_rate", self.learning_rate)
         if not 0.0 < self.gamma <= 1.0:
             raise InputError(f"gamma must be in (0, 1], got {self.gamma!r}")
 
@@ -231,8 +231,7 @@ class DTAgentConfig(D3rlpyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("context_size", "max_timestep", "num_layers", "num_heads"):
-            if getattr(self, name) is not None:
-                check_positive_int(name, getattr(self, name))
+            checks.optional(checks.positive_int, name, getattr(self, name))
 
 
 __all__ = [

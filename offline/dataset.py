@@ -61,6 +61,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from gengap.core import checks
 from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.core.files import atomic_write_text, read_json
 from gengap.core.spaces import space_from_dict, space_to_dict
@@ -282,12 +283,8 @@ class DatasetWriter:
         codec: str = DEFAULT_CODEC,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ) -> None:
-        if codec not in CODECS:
-            from gengap.core.errors import unknown_name_message
-
-            raise InputError(unknown_name_message("codec", codec, CODECS))
-        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-            raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+        checks.one_of("codec", codec, CODECS)
+        checks.positive_int("chunk_rows", chunk_rows)
         self.path = check_new_dataset_path(path)
         self.observation_space = observation_space
         self.action_space = action_space
@@ -826,11 +823,9 @@ class Dataset:
         Raises:
             InputError: For a non-positive ``batch_size`` or a negative seed or update.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        for name, value in (("seed", seed), ("update", update)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-                raise InputError(f"{name} must be a non-negative integer, got {value!r}")
+        checks.positive_int("batch_size", batch_size)
+        checks.non_negative_int("seed", seed, numpy=True)
+        checks.non_negative_int("update", update, numpy=True)
         rng = np.random.default_rng([int(seed), int(update)])
         chunked = [f for f in self._obs.values() if isinstance(f, _ChunkedField)]
         if not chunked:

@@ -50,7 +50,8 @@ from gengap.agents.networks import (
     FEATURES_EXTRACTORS,
     ExtractorChoice,
 )
-from gengap.core.errors import InputError, InputTypeError, unknown_name_message
+from gengap.core import checks
+from gengap.core.errors import InputError, InputTypeError
 from gengap.core.files import atomic_directory, read_json
 from gengap.core.spaces import space_from_dict, space_to_dict
 from gengap.offline.dataset import Dataset
@@ -58,21 +59,6 @@ from gengap.offline.dataset import Dataset
 STATE_FILE = "training_state.json"
 OPTIMIZER_FILE = "optimizers.safetensors"  # + optimizers.json (ckpt.save_tensor_state)
 FORMAT_VERSION = 1
-
-
-def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    """Raise InputError unless ``value`` is an int > 0 (>= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputTypeError(f"{name} must be an integer, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise InputError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
-
-def check_features_extractor(name: str) -> None:
-    """Raise InputError for an extractor name the online agents do not know."""
-    if name != "auto" and name not in FEATURES_EXTRACTORS:
-        raise InputError(unknown_name_message("features_extractor", name,
-                                              [*FEATURES_EXTRACTORS, "auto"]))
 
 
 def to_torch(value: Any, device: str) -> Any:
@@ -151,11 +137,10 @@ class OfflineConfig(ExtractorChoice, AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.batch_size is not None:
-            check_positive_int("batch_size", self.batch_size)
-        check_features_extractor(self.features_extractor)
-        if self.features_dim is not None:
-            check_positive_int("features_dim", self.features_dim)
+        checks.optional(checks.positive_int, "batch_size", self.batch_size)
+        checks.one_of("features_extractor", self.features_extractor,
+                      [*FEATURES_EXTRACTORS, "auto"])
+        checks.optional(checks.positive_int, "features_dim", self.features_dim)
 
     @classmethod
     def fits_action_space(cls, action_space: gymnasium.Space[Any]) -> bool:
@@ -313,7 +298,7 @@ class OfflineLearner(OfflineAgent):
             InputError: If ``num_updates`` is not a positive integer, or a dataset does not
                 match the agent's spaces.
         """
-        check_positive_int("num_updates", num_updates)
+        checks.positive_int("num_updates", num_updates)
         check_dataset(self, dataset)
         if validation is not None:
             check_dataset(self, validation, "validation")
@@ -431,6 +416,5 @@ __all__ = [
     "batch_size_of",
     "check_batch",
     "check_dataset",
-    "check_positive_int",
     "to_torch",
 ]

@@ -272,9 +272,9 @@ def test_bad_fit_arguments(algo: str, datasets: dict[str, ArrayTransitions]) -> 
     kind = supported(algo)[0]
     data = datasets[kind]
     agent = build(algo, data)
-    with pytest.raises(InputError, match=r"num_updates must be > 0, got 0"):
+    with pytest.raises(InputError, match=r"num_updates must be a positive integer, got 0"):
         agent.fit(data, 0)
-    with pytest.raises(InputError, match=r"num_updates must be an integer"):
+    with pytest.raises(InputError, match=r"num_updates must be a positive integer, got 2.5"):
         agent.fit(data, 2.5)  # type: ignore[arg-type]
     other = datasets["continuous" if kind == "discrete" else "discrete"]
     with pytest.raises(InputError, match=r"dataset has observation_space .* this agent was "
@@ -384,9 +384,9 @@ def test_decision_transformer_windows(datasets: dict[str, ArrayTransitions]) -> 
 def test_config_errors() -> None:
     with pytest.raises(InputError, match=r"unknown features_extractor 'impal'"):
         BCConfig(features_extractor="impal")
-    with pytest.raises(InputError, match=r"batch_size must be > 0, got 0"):
+    with pytest.raises(InputError, match=r"batch_size must be a positive integer or None, got 0"):
         agent_config_class("cql").from_dict({"batch_size": 0})
-    with pytest.raises(InputError, match=r"context_size must be > 0"):
+    with pytest.raises(InputError, match=r"context_size must be a positive integer or None, got 0"):
         agent_config_class("dt").from_dict({"context_size": 0})
 
 
