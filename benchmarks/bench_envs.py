@@ -28,6 +28,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from gengap.core import checks
+
 GAME = "coinrun"
 PROCGEN_ID = f"gengap/procgen-{GAME}-v0"
 MINIGRID_RAW_ID = "MiniGrid-DoorKey-8x8-v0"
@@ -139,12 +141,9 @@ def run_env_benchmark(
     Raises:
         ValueError: For a non-positive ``num_envs``, ``seconds`` or ``slices``.
     """
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-    if not seconds > 0:
-        raise ValueError(f"seconds must be > 0, got {seconds!r}")
-    if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
-        raise ValueError(f"slices must be a positive integer, got {slices!r}")
+    checks.positive_int("num_envs", num_envs)
+    checks.positive_number("seconds", seconds)
+    checks.positive_int("slices", slices)
     console = console or Console()
     procgen = _procgen_steppers(num_envs)
     minigrid = _minigrid_steppers(console)

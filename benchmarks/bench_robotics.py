@@ -26,6 +26,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from gengap.core import checks
+
 ROBOTS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5"}
 TARGET = 0.9
 
@@ -87,10 +89,8 @@ def run_robotics_benchmark(
     Raises:
         ValueError: For non-positive ``seconds`` or ``slices``.
     """
-    if not seconds > 0:
-        raise ValueError(f"seconds must be > 0, got {seconds!r}")
-    if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
-        raise ValueError(f"slices must be a positive integer, got {slices!r}")
+    checks.positive_number("seconds", seconds)
+    checks.positive_int("slices", slices)
     console = console or Console()
     steppers, ratios = _paths()
     steps = dict.fromkeys(steppers, 0)

@@ -80,7 +80,13 @@ def optional(check: Callable[..., T], name: str, value: Any, *args: Any, **kwarg
 
 
 def _show(bound: float) -> str:
-    """A bound as a reader writes it: 0 and 1, not 0.0 and 1.0."""
+    """A bound as a reader writes it: 0 and 1, not 0.0 and 1.0; 2**63 - 1, not 19 digits."""
+    if isinstance(bound, int) and abs(bound) >= 2**31:
+        power = (abs(bound) + (bound > 0)).bit_length() - 1
+        if bound == 2**power - 1:
+            return f"2**{power} - 1"
+        if bound == -(2**power):
+            return f"-2**{power}"
     if isinstance(bound, float) and bound.is_integer() and abs(bound) < 1e15:
         return str(int(bound))
     return str(bound)
@@ -120,11 +126,11 @@ def int_in(
 ) -> int:
     """An integer in ``[low, high]`` (either end may be open-ended: ``None``)."""
     if low is not None and high is not None:
-        expected = f"an integer in [{low}, {high}]"
+        expected = f"an integer in [{_show(low)}, {_show(high)}]"
     elif low is not None:
-        expected = f"an integer >= {low}"
+        expected = f"an integer >= {_show(low)}"
     elif high is not None:
-        expected = f"an integer <= {high}"
+        expected = f"an integer <= {_show(high)}"
     else:
         expected = "an integer"
     number = _integer(name, value, expected, numpy=numpy)

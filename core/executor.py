@@ -29,7 +29,8 @@ from multiprocessing import get_context
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlparse
 
-from gengap.core.errors import InputError, unknown_name_message
+from gengap.core import checks
+from gengap.core.errors import InputError
 
 __all__ = ["BACKENDS", "Executor", "Outcome", "machine_cores"]
 
@@ -96,13 +97,6 @@ def _call(function: Callable[[Any], Any], task: Any, threads: int) -> tuple[Any,
     return value, time.perf_counter() - start
 
 
-def _check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, int | float)
-    if bad or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise InputError(f"{name} must be a number {bound}, got {value!r}")
-
-
 def _check_reachable(address: str) -> None:
     """One line within seconds when a Ray address does not answer (instead of Ray's retries)."""
     if address in ("auto", "local"):
@@ -156,16 +150,12 @@ class Executor:
         cpus_per_task: float = 1,
         gpus_per_task: float = 0,
     ) -> None:
-        if backend not in BACKENDS:
-            raise InputError(unknown_name_message("backend", backend, BACKENDS))
-        if workers is not None and (
-            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-        ):
-            raise InputError(f"workers must be a positive integer, got {workers!r}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise InputError(f"threads must be a positive integer, got {threads!r}")
-        _check_positive("cpus_per_task", cpus_per_task)
-        _check_positive("gpus_per_task", gpus_per_task, allow_zero=True)
+        checks.one_of("backend", backend, BACKENDS)
+        if workers is not None:
+            checks.positive_int("workers", workers)
+        checks.positive_int("threads", threads)
+        checks.positive_number("cpus_per_task", cpus_per_task)
+        checks.non_negative_number("gpus_per_task", gpus_per_task)
         if backend == "local" and address is not None:
             raise InputError(f"a Ray address ({address!r}) needs backend 'ray', got 'local'")
         self.backend = backend

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gengap.core import checks
 from gengap.core.errors import InputError, InputTypeError, unknown_name_message
 from gengap.core.files import read_toml
 from gengap.envs.splits import PARTS as SPLIT_PARTS
@@ -101,18 +102,6 @@ def _check_name(what: str, value: Any) -> str:
             f"{what} must be a non-empty name of letters, digits, '-_.', got {value!r}"
         )
     return value
-
-
-def _check_positive_int(what: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputTypeError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_number(what: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise InputTypeError(f"{what} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -296,16 +285,17 @@ def study_spec_from_dict(data: Mapping[str, Any], *, source: str = "study") -> S
         zips=zips,
         arms=arms,
         evaluations=evaluations,
-        eval_episodes=_check_positive_int(f"{source}.eval_episodes", eval_episodes),
+        eval_episodes=checks.int_in(f"{source}.eval_episodes", eval_episodes, 1),
         score=settings["score"],
-        workers=_check_positive_int(f"{source}.workers", settings["workers"]),
-        retries=_check_positive_int(f"{source}.retries", settings["retries"], minimum=0),
-        reps=_check_positive_int(f"{source}.reps", settings["reps"], minimum=100),
-        confidence=_check_number(f"{source}.confidence", settings["confidence"], 0.5, 0.999),
-        cpus_per_trial=_check_number(
-            f"{source}.cpus_per_trial", settings["cpus_per_trial"], 0, 1024
-        ),
-        gpus_per_trial=_check_number(f"{source}.gpus_per_trial", settings["gpus_per_trial"], 0, 64),
+        workers=checks.int_in(f"{source}.workers", settings["workers"], 1),
+        retries=checks.int_in(f"{source}.retries", settings["retries"], 0),
+        reps=checks.int_in(f"{source}.reps", settings["reps"], 100),
+        confidence=float(checks.number_in(f"{source}.confidence", settings["confidence"],
+                                          0.5, 0.999)),
+        cpus_per_trial=float(checks.number_in(f"{source}.cpus_per_trial",
+                                              settings["cpus_per_trial"], 0, 1024)),
+        gpus_per_trial=float(checks.number_in(f"{source}.gpus_per_trial",
+                                              settings["gpus_per_trial"], 0, 64)),
     )
 
 
@@ -373,7 +363,7 @@ def _value_text(value: Any) -> str:
         return value["name"]  # a named split (or other named table)
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:g}"
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, str | int | float) or value is None:  # bool is an int
         return str(value)
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:6]
 
@@ -414,8 +404,7 @@ def expand(spec: StudySpec, *, scale: float = 1.0) -> list[Trial]:
         InputError: If a trial's config is invalid; the message names the trial's swept
             values. Two trials with the same config are an error too.
     """
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
-        raise InputTypeError(f"scale must be a positive number, got {scale!r}")
+    checks.positive_number("scale", scale)
     arms = spec.arms or [{"name": None}]
     trials = []
     seen: dict[str, str] = {}
@@ -509,8 +498,6 @@ def swept_numeric_fields(trials: Sequence[Trial]) -> list[str]:
     out = []
     for key, values in keys.items():
         decoded = [json.loads(v) for v in values]
-        if len(decoded) > 1 and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in decoded
-        ):
+        if len(decoded) > 1 and all(checks.is_number(v) for v in decoded):
             out.append(key)
     return out

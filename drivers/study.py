@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gengap.core import checks
 from gengap.core.config import config_from_dict
 from gengap.core.errors import InputError
 from gengap.core.files import atomic_write_text, read_toml
@@ -178,15 +179,10 @@ class StudyConfig:
                 f"seeds must be a non-empty list of distinct integers, got {self.seeds}"
             )
         for key in ("workers", "eval_episodes"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{key} must be a positive integer, got {value!r}")
+            checks.positive_int(key, getattr(self, key))
         if self.score not in _SCORES:
             raise InputError(f"score must be one of {_SCORES}, got {self.score!r}")
-        if isinstance(self.budget_scale, bool) or not isinstance(
-            self.budget_scale, int | float
-        ) or not self.budget_scale > 0:
-            raise InputError(f"budget_scale must be a number > 0, got {self.budget_scale!r}")
+        checks.positive_number("budget_scale", self.budget_scale)
         # every arm's config is checked here, and each arm's split has every evaluated part
         for experiment in self.experiments()[:: len(self.seeds)]:
             split = experiment.resolved_split()
@@ -455,8 +451,7 @@ def run_study(
     if out_dir is not None:
         config = StudyConfig.from_dict({**config.to_dict(), "out_dir": str(out_dir)})
     workers = config.workers if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    checks.positive_int("workers", workers)
     data = {k: v for k, v in config.to_dict().items() if v is not None}
     # an arm's unset fields (None: the study's value) are not overrides
     data["arms"] = [{k: v for k, v in arm.items() if v is not None} for arm in data["arms"]]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gengap.core.errors import InputError
+from gengap.core import checks
 from gengap.core.files import atomic_write_text
 from gengap.drivers.grid import StudySpec, Trial, describe_axes, expand, load_study_spec
 from gengap.drivers.trial import run_trial, unpack_folder
@@ -226,8 +226,7 @@ def run_sweep(
     spec = study if isinstance(study, StudySpec) else load_study_spec(study)
     trials = expand(spec, scale=scale)
     retries = spec.retries if retries is None else retries
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise InputError(f"retries must be an integer >= 0, got {retries!r}")
+    checks.int_in("retries", retries, 0)
     if executor_factory is None:
         from gengap.core.executor import Executor
 

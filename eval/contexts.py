@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from gengap.agents.base import Agent
 from gengap.agents.history import EpisodeHistory, new_histories
+from gengap.core import checks
 from gengap.core.errors import InputError
 from gengap.core.files import atomic_write_text
 from gengap.envs import Split, make, resolve_split
@@ -144,9 +145,8 @@ def evaluate_contexts(
     """
     if not contexts:
         raise InputError("evaluate_contexts needs at least one context, got none")
-    for name, value in (("episodes_per_context", episodes_per_context), ("num_envs", num_envs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"{name} must be a positive integer, got {value!r}")
+    checks.positive_int("episodes_per_context", episodes_per_context)
+    checks.positive_int("num_envs", num_envs)
     points = [dict(c) for c in contexts]
     params = tuple(dict.fromkeys(p for c in points for p in c))
     base = resolve_split(env_id, split)

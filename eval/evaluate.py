@@ -31,6 +31,7 @@ import numpy as np
 
 from gengap.agents import Agent, load_agent
 from gengap.agents.history import EpisodeHistory, new_histories, record_step
+from gengap.core import checks
 from gengap.core.errors import InputError
 from gengap.core.executor import Executor
 from gengap.envs import env_info, make, resolve_split
@@ -55,8 +56,7 @@ class EpisodeRecord:
 
 def level_schedule(split: Split, part: str, num_episodes: int) -> list[int]:
     """Level seeds for ``num_episodes`` episodes spread evenly over ``part``."""
-    if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
-        raise InputError(f"num_episodes must be a positive integer, got {num_episodes!r}")
+    checks.positive_int("num_episodes", num_episodes)
     levels = split.levels(part)
     if not levels.bounded:
         return levels.first(num_episodes)
@@ -266,10 +266,8 @@ def evaluate(
     Returns:
         One record per episode, in schedule order for exact-level families.
     """
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-        raise InputError(f"num_workers must be a positive integer, got {num_workers!r}")
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise InputError(f"num_envs must be a positive integer, got {num_envs!r}")
+    checks.positive_int("num_workers", num_workers)
+    checks.positive_int("num_envs", num_envs)
     resolved = resolve_split(env_id, split)
     env_kwargs = dict(env_kwargs or {})
     native = env_info(env_id).native_vector

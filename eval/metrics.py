@@ -30,6 +30,8 @@ import numpy as np
 from rliable import library as rly_library
 from rliable import metrics as rly_metrics
 
+from gengap.core import checks
+
 __all__ = [
     "AGGREGATES",
     "Interval",
@@ -252,12 +254,9 @@ def _check_matrix(scores: Any, name: str) -> np.ndarray:
 
 
 def _check_bootstrap_args(reps: int, confidence: float, seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
-    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
-        raise ValueError(f"reps must be a positive int, got {reps!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    checks.seed("seed", seed)
+    checks.positive_int("reps", reps)
+    checks.fraction("confidence", confidence, open_ends=True)
 
 
 @contextlib.contextmanager

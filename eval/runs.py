@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import gengap.offline  # noqa: F401  (registers the offline learners: bc, cql, bcq, dt, ...)
 from gengap.agents import AgentConfig, agent_config_for_env, agent_config_from_dict
 from gengap.agents.base import AGENT_FILE, CONFIG_FILE
+from gengap.core import checks
 from gengap.core.config import config_from_dict
 from gengap.core.errors import InputError, InputFileExistsError, InputFileNotFoundError
 from gengap.core.files import atomic_write_text, read_json, read_toml
@@ -147,21 +148,11 @@ class ExperimentConfig:
             "final_eval_episodes",
             "eval_num_envs",
         ):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{key} must be a positive integer, got {value!r}")
+            checks.positive_int(key, getattr(self, key))
         for key in ("eval_every", "checkpoint_every", "seed"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InputError(f"{key} must be a non-negative integer, got {value!r}")
-        if self.num_train_levels is not None and (
-            isinstance(self.num_train_levels, bool)
-            or not isinstance(self.num_train_levels, int)
-            or self.num_train_levels < 1
-        ):
-            raise InputError(
-                f"num_train_levels must be a positive integer, got {self.num_train_levels!r}"
-            )
+            checks.non_negative_int(key, getattr(self, key))
+        if self.num_train_levels is not None:
+            checks.positive_int("num_train_levels", self.num_train_levels)
         if self.name is not None and (
             not isinstance(self.name, str)
             or self.name in ("", ".", "..")
@@ -210,10 +201,7 @@ class ExperimentConfig:
             return
         if not isinstance(self.dataset, str) or not self.dataset:
             raise InputError(f"dataset must be a dataset folder path, got {self.dataset!r}")
-        value = self.num_updates
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"num_updates (--updates) must be a positive integer for an "
-                             f"offline run, got {value!r}")
+        checks.positive_int("num_updates (--updates)", self.num_updates)
         if not learns_offline:
             offline = [name for name in registered_algos()
                        if issubclass(agent_config_class(name)().agent_class(), OfflineAgent)]

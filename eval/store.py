@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import difflib
 import json
-import math
 import os
 import random
 import sqlite3
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gengap.core import checks
 from gengap.core.errors import InputError, InputFileExistsError
 from gengap.envs.splits import PARTS as SPLIT_PARTS
 
@@ -124,29 +124,9 @@ def _json_text(value: Any, name: str) -> str:
         ) from None
 
 
-def _check_name(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _check_int(value: Any, name: str, minimum: int = _INT64_MIN) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    number = int(value)
-    if not minimum <= number <= _INT64_MAX:
-        raise ValueError(f"{name} must be an int in [{minimum}, 2**63 - 1], got {number}")
-    return number
-
-
-def _check_float(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {number}")
-    return number
+def _int64(name: str, value: Any, minimum: int = _INT64_MIN) -> int:
+    """An integer SQLite stores (numpy's too), at least ``minimum``."""
+    return checks.int_in(name, value, minimum, _INT64_MAX, numpy=True)
 
 
 def _record_return(record: Mapping[str, Any], index: int) -> float:
@@ -162,13 +142,7 @@ def _record_return(record: Mapping[str, Any], index: int) -> float:
         raise ValueError(
             f"records[{index}] lacks 'return' (or 'episode_return') (keys: {sorted(record)})"
         )
-    return _check_float(record[key], f"records[{index}][{key!r}]")
-
-
-def _check_part(part: Any) -> str:
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
-    return str(part)
+    return float(checks.finite_number(f"records[{index}][{key!r}]", record[key]))
 
 
 class ResultsStore:
@@ -443,9 +417,9 @@ class ResultsStore:
             TypeError: On a config/split/versions that is not JSON-serializable.
         """
         for value, name in ((run_id, "run_id"), (kind, "kind"), (env_id, "env_id"), (algo, "algo")):
-            _check_name(value, name)
-        seed = _check_int(seed, "seed")
-        self._check_status(status)
+            checks.string(name, value)
+        seed = _int64("seed", seed)
+        checks.one_of("run status", status, RUN_STATUSES)
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping, got {type(config).__name__}")
         if label is None:
@@ -485,11 +459,6 @@ class ResultsStore:
             )
         )
 
-    @staticmethod
-    def _check_status(status: Any) -> None:
-        if status not in RUN_STATUSES:
-            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
-
     def _require_run(self, connection: sqlite3.Connection, run_id: str) -> None:
         if connection.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
             return
@@ -505,7 +474,7 @@ class ResultsStore:
             KeyError: If the run does not exist.
             ValueError: On an unknown status.
         """
-        self._check_status(status)
+        checks.one_of("run status", status, RUN_STATUSES)
 
         def update(connection: sqlite3.Connection) -> None:
             self._require_run(connection, run_id)
@@ -590,9 +559,9 @@ class ResultsStore:
             KeyError: If the run does not exist (nothing is written).
             ValueError, TypeError: On a malformed record (nothing is written).
         """
-        part = _check_part(part)
-        step = _check_int(step, "step", minimum=0)
-        _check_name(tag, "tag")
+        part = checks.one_of("split part", part, PARTS)
+        step = _int64("step", step, 0)
+        checks.string("tag", tag)
         rows = []
         for index, record in enumerate(records):
             missing = [key for key in ("level_seed", "length") if key not in record]
@@ -612,14 +581,13 @@ class ResultsStore:
                 (
                     run_id,
                     part,
-                    _check_int(record["level_seed"], f"records[{index}]['level_seed']"),
+                    _int64(f"records[{index}]['level_seed']", record["level_seed"]),
                     episode_return,
                     None
                     if record.get("normalized_return") is None
-                    else _check_float(
-                        record["normalized_return"], f"records[{index}]['normalized_return']"
-                    ),
-                    _check_int(record["length"], f"records[{index}]['length']", minimum=0),
+                    else float(checks.finite_number(f"records[{index}]['normalized_return']",
+                                                    record["normalized_return"])),
+                    _int64(f"records[{index}]['length']", record["length"], 0),
                     None if success is None else int(bool(success)),
                     step,
                     tag,
@@ -655,7 +623,7 @@ class ResultsStore:
             record layout :func:`gengap.eval.metrics.score_table` reads.
         """
         if part is not None:
-            _check_part(part)
+            checks.one_of("split part", part, PARTS)
         filters = {"run_id": run_id, "part": part, "eval_tag": tag, "checkpoint_step": step}
         given = {key: value for key, value in filters.items() if value is not None}
         where = " AND ".join(f"{key} = :{key}" for key in given) or "1"
@@ -700,13 +668,14 @@ class ResultsStore:
             rows.append(
                 (
                     run_id,
-                    _check_int(point["step"], f"points[{index}]['step']", minimum=0),
-                    _check_part(point["part"]),
-                    _check_name(point["metric"], f"points[{index}]['metric']"),
-                    _check_float(point["value"], f"points[{index}]['value']"),
+                    _int64(f"points[{index}]['step']", point["step"], 0),
+                    checks.one_of("split part", point["part"], PARTS),
+                    checks.string(f"points[{index}]['metric']", point["metric"]),
+                    float(checks.finite_number(f"points[{index}]['value']", point["value"])),
                     now
                     if wall_time is None
-                    else _check_float(wall_time, f"points[{index}]['wall_time']"),
+                    else float(checks.finite_number(f"points[{index}]['wall_time']",
+                                                    wall_time)),
                 )
             )
 
@@ -730,7 +699,7 @@ class ResultsStore:
         Raises:
             KeyError: If the run does not exist.
         """
-        step = _check_int(step, "step", minimum=0)
+        step = _int64("step", step, 0)
 
         def delete(connection: sqlite3.Connection) -> int:
             self._require_run(connection, run_id)
@@ -747,7 +716,7 @@ class ResultsStore:
         """Learning-curve points of a run (``step``, ``part``, ``metric``, ``value``,
         ``wall_time``), ordered by metric, part and step."""
         if part is not None:
-            _check_part(part)
+            checks.one_of("split part", part, PARTS)
         filters = {"run_id": run_id, "part": part, "metric": metric}
         given = {key: value for key, value in filters.items() if value is not None}
         where = " AND ".join(f"{key} = :{key}" for key in given)

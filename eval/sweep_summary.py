@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gengap.core import checks
 from gengap.core.errors import InputError, unknown_name_message
 from gengap.envs.splits import LevelSet
 from gengap.eval.metrics import (
@@ -77,7 +78,7 @@ class SettingSummary:
         if axis == TRAIN_LEVELS_AXIS:
             return self.train_levels
         value = self.params.get(axis)
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if not checks.is_number(value):
             return None
         return float(value)
 

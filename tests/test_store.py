@@ -146,9 +146,9 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         store.get_run("ppo-seed1")
     with pytest.raises(KeyError, match="unknown run_id"):
         store.add_episodes("ppo-seed1", _episodes(2), part="test", step=0)
-    with pytest.raises(ValueError, match="status must be one of"):
+    with pytest.raises(ValueError, match="unknown run status 'finshed'; did you mean"):
         store.set_status("ppo-seed0", "finshed")
-    with pytest.raises(ValueError, match="part must be one of"):
+    with pytest.raises(ValueError, match="unknown split part 'held-out'"):
         store.add_episodes("ppo-seed0", _episodes(2), part="held-out", step=0)
     with pytest.raises(TypeError, match="config must be JSON-serializable"):
         _add_run(store, "bad", config={"f": object()})
@@ -166,7 +166,7 @@ def test_failed_writes_leave_nothing_behind(tmp_path: Path) -> None:
     _add_run(store, "run-a")
     records = _episodes(30)
     records[15] = {**records[15], "return": float("nan")}
-    with pytest.raises(ValueError, match=re.escape("records[15]['return'] must be finite")):
+    with pytest.raises(ValueError, match=re.escape("records[15]['return'] must be a finite")):
         store.add_episodes("run-a", records, part="test", step=0)
     assert store.episodes() == []
 
