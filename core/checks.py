@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import numpy as np
 
@@ -53,7 +53,7 @@ MAX_SEED = 2**32 - 1
 T = TypeVar("T")
 
 
-def is_int(value: Any, *, numpy: bool = False) -> bool:
+def is_int(value: Any, *, numpy: bool = False) -> TypeGuard[int]:
     """Whether ``value`` is an integer (numpy's too with ``numpy``), and not a bool: the
     test behind every integer check, for compound values (a pair, a list) to use."""
     if isinstance(value, bool | np.bool_):
@@ -61,7 +61,7 @@ def is_int(value: Any, *, numpy: bool = False) -> bool:
     return isinstance(value, int | np.integer) if numpy else isinstance(value, int)
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[float]:
     """Whether ``value`` is an int or a float (numpy's too), and not a bool."""
     return not isinstance(value, bool | np.bool_) and isinstance(
         value, int | float | np.integer | np.floating)

@@ -497,7 +497,8 @@ def collect(
     if (num_transitions is None) == (num_episodes is None):
         raise InputError("give exactly one of --transitions and --episodes")
     budget = num_transitions if num_transitions is not None else num_episodes
-    checks.positive_int("--transitions" if num_transitions is not None else "--episodes", budget)
+    budget = checks.positive_int(
+        "--transitions" if num_transitions is not None else "--episodes", budget)
     checks.positive_int("num_envs", num_envs)
     check_new_dataset_path(out)  # before building envs, which can take seconds
     split = split if split is not None else (plan.split or resolve_split(env_id, None))
