@@ -120,19 +120,28 @@ def non_negative_int(name: str, value: Any, *, numpy: bool = False) -> int:
     return number
 
 
+def _interval(
+    kind: str, low: float | None, high: float | None, *,
+    low_open: bool = False, high_open: bool = False,
+) -> str:
+    """What a bounded check expects, the interval written the mathematical way:
+    ``an integer in [0, 10]``, ``a number in (0, 1]``, ``a number > 0``, ``an integer``."""
+    if low is not None and high is not None:
+        return (f"{kind} in {'(' if low_open else '['}{_show(low)}, "
+                f"{_show(high)}{')' if high_open else ']'}")
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {_show(low)}"
+    if high is not None:
+        return f"{kind} {'<' if high_open else '<='} {_show(high)}"
+    return kind
+
+
 def int_in(
     name: str, value: Any, low: int | None = None, high: int | None = None, *,
     numpy: bool = False,
 ) -> int:
     """An integer in ``[low, high]`` (either end may be open-ended: ``None``)."""
-    if low is not None and high is not None:
-        expected = f"an integer in [{_show(low)}, {_show(high)}]"
-    elif low is not None:
-        expected = f"an integer >= {_show(low)}"
-    elif high is not None:
-        expected = f"an integer <= {_show(high)}"
-    else:
-        expected = "an integer"
+    expected = _interval("an integer", low, high)
     number = _integer(name, value, expected, numpy=numpy)
     if (low is not None and number < low) or (high is not None and number > high):
         raise InputError(f"{name} must be {expected}, got {value!r}")
@@ -179,15 +188,7 @@ def number_in(
 
     The message writes the interval the mathematical way: ``[0, 1]``, ``(0, 1]``, ``> 0``.
     """
-    if low is not None and high is not None:
-        expected = (f"a number in {'(' if low_open else '['}{_show(low)}, "
-                    f"{_show(high)}{')' if high_open else ']'}")
-    elif low is not None:
-        expected = f"a number {'>' if low_open else '>='} {_show(low)}"
-    elif high is not None:
-        expected = f"a number {'<' if high_open else '<='} {_show(high)}"
-    else:
-        expected = "a number"
+    expected = _interval("a number", low, high, low_open=low_open, high_open=high_open)
     if not is_number(value):
         raise InputTypeError(f"{name} must be {expected}, got {value!r}")
     below = low is not None and not (value > low if low_open else value >= low)
